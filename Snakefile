@@ -1,0 +1,25 @@
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/msa.smk"
+include: "workflow/rules/inference.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    input:
+        final_tables(),
+    default_target: True
+
+
+rule msa:
+    """Fill the MSA cache for every query of the screen, and stop."""
+    input:
+        msa_tables(),

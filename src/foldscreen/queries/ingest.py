@@ -1,0 +1,78 @@
+"""Ingestion: every source query becomes a normalised record or a failure with a reason."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from ..io import atomic_write_json, write_parquet
+from .readers import Item, read_source
+from .records import Chain, Failure, Query, chains_from_json
+from .validate import Limits, ligand_atoms, validate
+
+FAILURE_COLUMNS = ["query_id", "source", "stage", "field", "reason"]
+
+
+def read_queries(sources: Iterable[Path]) -> list[Item]:
+    """Read every source in order; a repeated query id becomes a failure (the first one wins)."""
+    seen: dict[str, str] = {}
+    items: list[Item] = []
+    for path in sources:
+        for item in read_source(Path(path)):
+            if isinstance(item, Query):
+                if item.query_id in seen:
+                    item = Failure(item.original_id, item.source, "ingest", "id",
+                                   f"duplicate id {item.query_id!r} (first defined at {seen[item.query_id]})")
+                else:
+                    seen[item.query_id] = item.source
+            items.append(item)
+    return items
+
+
+def ingest(sources: Iterable[Path], limits: Limits, records_dir: Path,
+           queries_table: Path, failures_table: Path) -> tuple[int, int]:
+    """Validate every query; write one record per good query and the two ingest tables.
+
+    Returns (accepted, rejected).
+    """
+    rows, failures = [], []
+    for item in read_queries(sources):
+        checked = validate(item, limits) if isinstance(item, Query) else item
+        if isinstance(checked, Failure):
+            failures.append(asdict(checked))
+            continue
+        atomic_write_json(records_dir / f"{checked.query_id}.json", checked.to_of3())
+        rows.append(query_row(checked))
+    write_parquet(queries_table, pd.DataFrame(rows, columns=QUERY_COLUMNS))
+    write_parquet(failures_table, pd.DataFrame(failures, columns=FAILURE_COLUMNS))
+    return len(rows), len(failures)
+
+
+QUERY_COLUMNS = ["query_id", "original_id", "source", "n_chains", "n_tokens",
+                 "molecule_types", "chain_hashes", "digest", "record", "notes"]
+
+
+def query_row(query: Query) -> dict:
+    """One row of the ingest table; `record` holds the full query as JSON."""
+    return {
+        "query_id": query.query_id,
+        "original_id": query.original_id,
+        "source": query.source,
+        "n_chains": sum(c.copies for c in query.chains),
+        "n_tokens": sum(c.n_tokens(ligand_atoms(c)) for c in query.chains),
+        "molecule_types": ",".join(sorted({c.molecule_type for c in query.chains})),
+        "chain_hashes": ",".join(c.hash for c in query.chains),
+        "digest": query.digest(),
+        "record": json.dumps([asdict(c) for c in query.chains]),
+        "notes": "; ".join(query.notes),
+    }
+
+
+def load_queries(queries_table: Path, query_ids: list[str]) -> list[tuple[str, tuple[Chain, ...]]]:
+    """The ingested queries among `query_ids`, in that order (rejected ones are absent)."""
+    table = pd.read_parquet(queries_table, columns=["query_id", "record"]).set_index("query_id")
+    return [(q, chains_from_json(table.at[q, "record"])) for q in query_ids if q in table.index]

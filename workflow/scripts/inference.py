@@ -1,0 +1,15 @@
+from pathlib import Path
+
+from foldscreen import logs
+from foldscreen.inference import InferenceSettings, run_chunk
+
+logs.setup(snakemake.log[0])
+run_chunk(
+    queries_table=Path(snakemake.input.queries),
+    msa_table=Path(snakemake.input.msa),
+    query_ids=list(snakemake.params.query_ids),
+    settings=InferenceSettings.from_config(snakemake.params.settings),
+    predictions=Path(snakemake.params.predictions),
+    out_samples=Path(snakemake.output.samples),
+    out_failures=Path(snakemake.output.failures),
+)

@@ -1,0 +1,13 @@
+from pathlib import Path
+
+from foldscreen import logs
+from foldscreen.msa import build_msa_table
+
+logs.setup(snakemake.log[0])
+build_msa_table(
+    Path(snakemake.input.queries),
+    list(snakemake.params.query_ids),
+    snakemake.params.settings["mode"],
+    Path(snakemake.params.settings["cache"]),
+    Path(snakemake.output[0]),
+)
