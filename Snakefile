@@ -22,4 +22,4 @@ rule all:
 rule msa:
     """Fill the MSA cache for every query of the screen, and stop."""
     input:
-        msa_tables(),
+        chunk_tables("msa"),

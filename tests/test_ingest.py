@@ -133,7 +133,7 @@ def test_ingest_writes_records_and_tables_and_keeps_going(tmp_path):
                 "lig,GSHM,CCO\n"
                 "same,MKTAYIAKQR,\n")
     out = tmp_path / "out"
-    accepted, rejected = ingest([src], LIMITS, out / "queries", out / "q.parquet", out / "f.parquet")
+    accepted, rejected = ingest(read_queries([src]), LIMITS, out / "queries", out / "q.parquet", out / "f.parquet")
     assert (accepted, rejected) == (3, 2)
     table = pd.read_parquet(out / "q.parquet")
     assert list(table["query_id"]) == ["ok1", "lig", "same"]
@@ -153,7 +153,7 @@ def test_records_are_valid_openfold3_query_sets(tmp_path):
     from openfold3.projects.of3_all_atom.config.inference_query_format import InferenceQuerySet
 
     src = write(tmp_path / "s.csv", "id,sequence,molecule_type,copies,smiles\nq,MKT:ACGU,protein:rna,2:1,CCO\n")
-    ingest([src], LIMITS, tmp_path / "r", tmp_path / "q.parquet", tmp_path / "f.parquet")
+    ingest(read_queries([src]), LIMITS, tmp_path / "r", tmp_path / "q.parquet", tmp_path / "f.parquet")
     query_set = InferenceQuerySet.from_json(tmp_path / "r" / "q.json")
     chains = query_set.queries["q"].chains
     assert [c.chain_ids for c in chains] == [["A", "B"], ["C"], ["D"]]

@@ -18,3 +18,4 @@ def setup(log_file: str | Path | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.captureWarnings(True)
+    logging.getLogger("openfold3").setLevel(logging.WARNING)  # it logs every file and hydrogen

@@ -1,15 +1,17 @@
 rule aggregate:
-    """Every sample's confidences into ranked tables."""
+    """Every chunk's tables into the screen's ranked tables."""
     input:
-        queries=f"{OUT}/ingest/queries.parquet",
-        ingest_failures=f"{OUT}/ingest/failures.parquet",
-        msa=msa_tables(),
-        samples=inference_tables(),
-        inference_failures=inference_tables(".failures"),
+        queries=chunk_tables("ingest"),
+        ingest_failures=chunk_tables("ingest", ".failures"),
+        msa=chunk_tables("msa"),
+        samples=chunk_tables("inference"),
+        inference_failures=chunk_tables("inference", ".failures"),
     output:
         samples=f"{OUT}/samples.parquet",
         queries=f"{OUT}/queries.parquet",
         failures=f"{OUT}/failures.parquet",
+    conda:
+        "../../envs/foldscreen.yaml"
     log:
         f"{OUT}/logs/aggregate.log",
     script:

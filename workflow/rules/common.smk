@@ -1,4 +1,4 @@
-from pathlib import Path
+import os
 
 from snakemake.utils import validate
 
@@ -7,36 +7,31 @@ from foldscreen.plan import plan_screen
 
 validate(config, "../schemas/config.schema.yaml")
 
-SCREEN = config["screen"]
-OUT = f"{config['results']}/{SCREEN}"
-QUERIES, CHUNKS = plan_screen(config)
-CHUNK_BY_NAME = {chunk.name: chunk for chunk in CHUNKS}
+# Jobs import foldscreen from this checkout, also inside `--use-conda` environments.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [f"{workflow.basedir}/src", os.environ.get("PYTHONPATH")])
+)
+
+OUT = f"{config['results']}/{config['screen']}"
+CHUNKS = {chunk.name: chunk for chunk in plan_screen(config)}
 
 
 wildcard_constraints:
     chunk=r"chunk_\d+",
 
 
-def chunk_ids(wildcards):
-    return list(CHUNK_BY_NAME[wildcards.chunk].query_ids)
-
-
-def chunk_digest(wildcards):
-    return CHUNK_BY_NAME[wildcards.chunk].digest
+def chunk_bounds(wildcards):
+    chunk = CHUNKS[wildcards.chunk]
+    return {"start": chunk.start, "end": chunk.end, "digest": chunk.digest}
 
 
 def chunk_mem_mb(wildcards, attempt):
     """Memory of an inference job: a base plus a share per token, more on each retry."""
-    tokens = CHUNK_BY_NAME[wildcards.chunk].n_tokens
-    return (4000 + 2 * tokens) * attempt
+    return (4000 + 2 * CHUNKS[wildcards.chunk].n_tokens) * attempt
 
 
-def msa_tables():
-    return expand(f"{OUT}/msa/{{chunk}}.parquet", chunk=CHUNK_BY_NAME)
-
-
-def inference_tables(suffix=""):
-    return expand(f"{OUT}/inference/{{chunk}}{suffix}.parquet", chunk=CHUNK_BY_NAME)
+def chunk_tables(stage, suffix=""):
+    return expand(f"{OUT}/{stage}/{{chunk}}{suffix}.parquet", chunk=CHUNKS)
 
 
 def final_tables():

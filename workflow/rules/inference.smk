@@ -1,19 +1,19 @@
 rule inference_chunk:
     """Load the model once, then predict every (query, seed) task of the chunk not yet done."""
     input:
-        queries=ancient(f"{OUT}/ingest/queries.parquet"),
+        queries=f"{OUT}/ingest/{{chunk}}.parquet",
         msa=f"{OUT}/msa/{{chunk}}.parquet",
     output:
         samples=f"{OUT}/inference/{{chunk}}.parquet",
         failures=f"{OUT}/inference/{{chunk}}.failures.parquet",
     params:
-        query_ids=chunk_ids,
-        digest=chunk_digest,
-        settings=config["inference"],
+        settings={k: v for k, v in config["inference"].items() if k not in ("chunk_size", "token_budget")},
         predictions=f"{OUT}/predictions",
     threads: config["inference"]["threads"]
     resources:
         mem_mb=chunk_mem_mb,
+    conda:
+        "../../envs/foldscreen.yaml"
     log:
         f"{OUT}/logs/inference/{{chunk}}.log",
     script:

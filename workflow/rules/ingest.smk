@@ -1,14 +1,19 @@
-rule ingest:
-    """Validate every query: a record per good query, a failure row with a reason per bad one."""
+rule ingest_chunk:
+    """Validate a chunk's queries: a record per good query, a failure with a reason per bad one."""
     input:
-        config["queries"],
+        # ancient: an edit elsewhere in the query files must not redo this chunk; the digest
+        # of the chunk's own queries (a param) does.
+        ancient(config["queries"]),
     output:
-        records=directory(f"{OUT}/queries"),
-        table=f"{OUT}/ingest/queries.parquet",
-        failures=f"{OUT}/ingest/failures.parquet",
+        queries=f"{OUT}/ingest/{{chunk}}.parquet",
+        failures=f"{OUT}/ingest/{{chunk}}.failures.parquet",
     params:
+        chunk=chunk_bounds,
         settings=config["ingest"],
+        records=f"{OUT}/queries",
+    conda:
+        "../../envs/foldscreen.yaml"
     log:
-        f"{OUT}/logs/ingest.log",
+        f"{OUT}/logs/ingest/{{chunk}}.log",
     script:
         "../scripts/ingest.py"

@@ -1,14 +1,13 @@
 rule msa_chunk:
     """One cached alignment per unique chain of a chunk's queries."""
     input:
-        # ancient: re-ingesting unchanged queries must not redo alignments; the digest does.
-        queries=ancient(f"{OUT}/ingest/queries.parquet"),
+        f"{OUT}/ingest/{{chunk}}.parquet",
     output:
         f"{OUT}/msa/{{chunk}}.parquet",
     params:
-        query_ids=chunk_ids,
-        digest=chunk_digest,
         settings=config["msa"],
+    conda:
+        "../../envs/foldscreen.yaml"
     log:
         f"{OUT}/logs/msa/{{chunk}}.log",
     script:

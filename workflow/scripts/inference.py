@@ -7,7 +7,6 @@ logs.setup(snakemake.log[0])
 run_chunk(
     queries_table=Path(snakemake.input.queries),
     msa_table=Path(snakemake.input.msa),
-    query_ids=list(snakemake.params.query_ids),
     settings=InferenceSettings.from_config(snakemake.params.settings),
     predictions=Path(snakemake.params.predictions),
     out_samples=Path(snakemake.output.samples),

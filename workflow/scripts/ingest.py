@@ -1,14 +1,16 @@
 from pathlib import Path
 
 from foldscreen import logs
+from foldscreen.plan import chunk_items
 from foldscreen.queries import Limits, ingest
 
 logs.setup(snakemake.log[0])
+chunk = snakemake.params.chunk
 accepted, rejected = ingest(
-    [Path(p) for p in snakemake.input],
+    chunk_items(snakemake.config, chunk["start"], chunk["end"], chunk["digest"]),
     Limits(**snakemake.params.settings),
-    records_dir=Path(snakemake.output.records),
-    queries_table=Path(snakemake.output.table),
+    records_dir=Path(snakemake.params.records),
+    queries_table=Path(snakemake.output.queries),
     failures_table=Path(snakemake.output.failures),
 )
 print(f"ingest: {accepted} queries accepted, {rejected} rejected")

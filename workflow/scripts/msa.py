@@ -5,8 +5,7 @@ from foldscreen.msa import build_msa_table
 
 logs.setup(snakemake.log[0])
 build_msa_table(
-    Path(snakemake.input.queries),
-    list(snakemake.params.query_ids),
+    Path(snakemake.input[0]),
     snakemake.params.settings["mode"],
     Path(snakemake.params.settings["cache"]),
     Path(snakemake.output[0]),

@@ -33,16 +33,16 @@ def build_chain_msa(chain: Chain, mode: str, root: Path) -> MsaResult:
     """Find or make the cached alignment of one chain."""
     sequence = chain.sequence or ""
     if chain.msa_path:
-        return _precomputed(sequence, Path(chain.msa_path), root)
+        return _precomputed(chain, Path(chain.msa_path), root)
     if mode == "precomputed":
         return MsaResult("precomputed", None, "msa mode is 'precomputed' but the chain has no MSA file")
-    key = cache.entry_key(sequence)
+    key = cache.entry_key(chain.molecule_type, sequence)
     path = cache.lookup(root, "single_sequence", key) or cache.store(
         root, "single_sequence", key, f">query\n{sequence}\n")
     return MsaResult("single_sequence", str(path))
 
 
-def _precomputed(sequence: str, source: Path, root: Path) -> MsaResult:
+def _precomputed(chain: Chain, source: Path, root: Path) -> MsaResult:
     if source.suffix.lower() != ".a3m":
         return MsaResult("precomputed", None, f"{source.name}: only A3M alignments are supported")
     try:
@@ -50,10 +50,10 @@ def _precomputed(sequence: str, source: Path, root: Path) -> MsaResult:
     except OSError as err:
         return MsaResult("precomputed", None, f"cannot read {source}: {err.strerror}")
     first = first_a3m_sequence(text)
-    if first != sequence:
+    if first != chain.sequence:
         return MsaResult("precomputed", None,
                          f"{source.name}: its first sequence is not the chain's sequence")
-    key = cache.entry_key(sequence, "precomputed", cache.file_sha256(source))
+    key = cache.entry_key(chain.molecule_type, first, cache.file_sha256(source))
     path = cache.lookup(root, "precomputed", key) or cache.store(root, "precomputed", key, text)
     return MsaResult("precomputed", str(path))
 
@@ -98,7 +98,6 @@ def build_msas(queries: list[tuple[str, tuple[Chain, ...]]], mode: str, root: Pa
     return pd.DataFrame(rows, columns=MSA_COLUMNS)
 
 
-def build_msa_table(queries_table: Path, query_ids: list[str], mode: str, root: Path, out: Path) -> None:
+def build_msa_table(queries_table: Path, mode: str, root: Path, out: Path) -> None:
     """The MSA stage of one chunk: align the chunk's ingested queries, write its MSA table."""
-    ingested = load_queries(queries_table, query_ids)
-    write_parquet(out, build_msas(ingested, mode, root))
+    write_parquet(out, build_msas(load_queries(queries_table), mode, root))

@@ -16,9 +16,9 @@ from pathlib import Path
 MAIN_MSA_NAME = "colabfold_main.a3m"
 
 
-def entry_key(sequence: str, *parts: str) -> str:
-    """Cache key of an alignment: the chain sequence plus what else defines it (source, file hash)."""
-    return hashlib.sha256("\x00".join((sequence, *parts)).encode()).hexdigest()
+def entry_key(molecule_type: str, sequence: str, *parts: str) -> str:
+    """Cache key of an alignment: the chain's type and sequence plus what else defines it."""
+    return hashlib.sha256("\x00".join((molecule_type, sequence, *parts)).encode()).hexdigest()
 
 
 def entry_dir(root: Path, source: str, key: str) -> Path:

@@ -33,26 +33,26 @@ def read_queries(sources: Iterable[Path]) -> list[Item]:
     return items
 
 
-def ingest(sources: Iterable[Path], limits: Limits, records_dir: Path,
+def ingest(items: Iterable[Item], limits: Limits, records_dir: Path,
            queries_table: Path, failures_table: Path) -> tuple[int, int]:
-    """Validate every query; write one record per good query and the two ingest tables.
+    """Validate every item; write one record per good query and the two ingest tables.
 
     Returns (accepted, rejected).
     """
     rows, failures = [], []
-    for item in read_queries(sources):
+    for item in items:
         checked = validate(item, limits) if isinstance(item, Query) else item
         if isinstance(checked, Failure):
             failures.append(asdict(checked))
             continue
         atomic_write_json(records_dir / f"{checked.query_id}.json", checked.to_of3())
         rows.append(query_row(checked))
-    write_parquet(queries_table, pd.DataFrame(rows, columns=QUERY_COLUMNS))
+    write_parquet(queries_table, pd.DataFrame(rows, columns=INGEST_COLUMNS))
     write_parquet(failures_table, pd.DataFrame(failures, columns=FAILURE_COLUMNS))
     return len(rows), len(failures)
 
 
-QUERY_COLUMNS = ["query_id", "original_id", "source", "n_chains", "n_tokens",
+INGEST_COLUMNS = ["query_id", "original_id", "source", "n_chains", "n_tokens",
                  "molecule_types", "chain_hashes", "digest", "record", "notes"]
 
 
@@ -72,7 +72,7 @@ def query_row(query: Query) -> dict:
     }
 
 
-def load_queries(queries_table: Path, query_ids: list[str]) -> list[tuple[str, tuple[Chain, ...]]]:
-    """The ingested queries among `query_ids`, in that order (rejected ones are absent)."""
-    table = pd.read_parquet(queries_table, columns=["query_id", "record"]).set_index("query_id")
-    return [(q, chains_from_json(table.at[q, "record"])) for q in query_ids if q in table.index]
+def load_queries(queries_table: Path) -> list[tuple[str, tuple[Chain, ...]]]:
+    """The ingested queries of an ingest table, in order."""
+    table = pd.read_parquet(queries_table, columns=["query_id", "record"])
+    return [(row.query_id, chains_from_json(row.record)) for row in table.itertuples(index=False)]

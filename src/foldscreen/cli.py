@@ -1,0 +1,106 @@
+"""The `foldscreen` command: each workflow stage on a screen folder, without Snakemake.
+
+    foldscreen ingest queries.csv --out results/my_screen
+    foldscreen msa --out results/my_screen
+    foldscreen predict --out results/my_screen --samples 5
+    foldscreen aggregate --out results/my_screen
+
+Stages read and write the same files as the workflow's rules, with one chunk named `all`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import logs
+
+ALL = "all"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logs.setup()
+    args.run(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="foldscreen", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(required=True, metavar="STAGE")
+
+    ingest = sub.add_parser("ingest", help="validate queries into records and tables")
+    ingest.add_argument("sources", nargs="+", type=Path, help="FASTA, CSV/TSV or JSON query files")
+    ingest.add_argument("--max-tokens", type=int, default=5120)
+    ingest.add_argument("--max-chain-length", type=int, default=4000)
+    ingest.set_defaults(run=_ingest)
+
+    msa = sub.add_parser("msa", help="fill the MSA cache for the ingested queries")
+    msa.add_argument("--mode", default="single_sequence")
+    msa.add_argument("--cache", type=Path, default=Path("resources/msa_cache"))
+    msa.set_defaults(run=_msa)
+
+    predict = sub.add_parser("predict", help="predict every (query, seed) task not yet done")
+    predict.add_argument("--backend", default="torch", choices=["torch", "mlx"])
+    predict.add_argument("--weights", default="demo", help="OpenFold3 checkpoint, or demo")
+    predict.add_argument("--seeds", type=int, nargs="+", default=[42])
+    predict.add_argument("--samples", type=int, default=5)
+    predict.add_argument("--diffusion-steps", type=int, default=None)
+    predict.add_argument("--recycles", type=int, default=None)
+    predict.add_argument("--threads", type=int, default=2)
+    predict.add_argument("--device", default="cpu")
+    predict.set_defaults(run=_predict)
+
+    aggregate = sub.add_parser("aggregate", help="combine every chunk into the ranked tables")
+    aggregate.set_defaults(run=_aggregate)
+
+    for stage in (ingest, msa, predict, aggregate):
+        stage.add_argument("--out", type=Path, required=True, help="the screen's results folder")
+    return parser
+
+
+def _ingest(args: argparse.Namespace) -> None:
+    from .queries import Limits, ingest, read_queries
+
+    accepted, rejected = ingest(
+        read_queries(args.sources), Limits(args.max_tokens, args.max_chain_length),
+        args.out / "queries", _table(args.out, "ingest"), _table(args.out, "ingest", ".failures"))
+    print(f"{accepted} queries accepted, {rejected} rejected")
+
+
+def _table(out: Path, stage: str, suffix: str = "") -> Path:
+    return out / stage / f"{ALL}{suffix}.parquet"
+
+
+def _msa(args: argparse.Namespace) -> None:
+    from .msa import build_msa_table
+
+    build_msa_table(_table(args.out, "ingest"), args.mode, args.cache, _table(args.out, "msa"))
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from .inference import InferenceSettings, run_chunk
+
+    settings = InferenceSettings(
+        backend=args.backend, weights=args.weights, seeds=tuple(args.seeds), samples=args.samples,
+        diffusion_steps=args.diffusion_steps, recycles=args.recycles, threads=args.threads,
+        device=args.device)
+    run_chunk(_table(args.out, "ingest"), _table(args.out, "msa"), settings, args.out / "predictions",
+              _table(args.out, "inference"), _table(args.out, "inference", ".failures"))
+
+
+def _aggregate(args: argparse.Namespace) -> None:
+    from .reports import aggregate
+
+    def tables(stage: str, failures: bool = False) -> list[Path]:
+        found = sorted((args.out / stage).glob("*.parquet"))
+        return [p for p in found if p.name.endswith(".failures.parquet") == failures]
+
+    aggregate(
+        tables("ingest"), tables("ingest", True), tables("msa"), tables("inference"),
+        tables("inference", True),
+        args.out / "samples.parquet", args.out / "queries.parquet", args.out / "failures.parquet")
+
+
+if __name__ == "__main__":
+    main()

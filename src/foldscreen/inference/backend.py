@@ -1,0 +1,50 @@
+"""The backend interface: a model loaded once, mapping an OpenFold3 feature batch to its outputs.
+
+A backend takes the batch made by OpenFold3's own inference featurisation and returns what
+`OpenFold3.forward` returns in eval mode: the batch (with a sample dimension added) and the
+outputs (`atom_positions_predicted`, `plddt_logits`, `pae_logits`, `pde_logits`,
+`distogram_logits`, `experimentally_resolved_logits`, ...) as PyTorch tensors, so that
+confidence scoring and file writing are the same for every backend.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from .settings import InferenceSettings
+
+
+class BackendUnavailable(RuntimeError):
+    """The chosen backend cannot run here; says what to do instead."""
+
+
+class Backend(ABC):
+    name: str
+
+    def __init__(self, settings: InferenceSettings, config: Any) -> None:
+        self.settings = settings
+        self.config = config
+
+    @property
+    @abstractmethod
+    def device(self) -> str:
+        """Where the model runs, in words for the log and the tables."""
+
+    @abstractmethod
+    def forward(self, batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Run the model on one featurised task; the random state is already seeded."""
+
+
+def load_backend(settings: InferenceSettings, config: Any) -> Backend:
+    """Build the configured backend and load its weights (once per chunk job)."""
+    if settings.backend == "torch":
+        from .torch_backend import TorchBackend
+
+        return TorchBackend(settings, config)
+    if settings.backend == "mlx":
+        raise BackendUnavailable(
+            "the mlx backend is not yet available: the MLX port of OpenFold3 is being built; "
+            "set `inference: backend: torch` in the config to use OpenFold3's PyTorch model"
+        )
+    raise BackendUnavailable(f"unknown backend {settings.backend!r} (use torch or mlx)")

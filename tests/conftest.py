@@ -1,0 +1,63 @@
+"""Shared helpers: a small screen in a temporary folder, run with the real Snakemake."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+SHEET = """id,sequence,molecule_type,copies,smiles
+mono,MKTAYIAKQRQISFVKSHFS,protein,1,
+dimer,GSHMKELEEKLRKL:NLYIQWLKDGG,protein,1,
+with_ligand,GSWTWENGKWTWK,protein,1,CC(=O)OC1=CC=CC=C1C(=O)O
+bad_letters,MKTJZQLL,protein,1,
+bad_smiles,GSWTWENGK,protein,1,C1CC(
+"""
+
+
+def screen_config(folder: Path, **inference) -> dict:
+    return {
+        "screen": "test",
+        "queries": ["queries.csv"],
+        "results": "results",
+        "msa": {"mode": "single_sequence", "cache": str(folder / "msa_cache")},
+        "inference": {"backend": "torch", "weights": "demo", "seeds": [7], "samples": 2,
+                      "diffusion_steps": 4, "recycles": 0, "chunk_size": 2, "threads": 1,
+                      **inference},
+    }
+
+
+def make_screen(folder: Path, **inference) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "queries.csv").write_text(SHEET)
+    (folder / "config.yaml").write_text(yaml.safe_dump(screen_config(folder, **inference)))
+    return folder
+
+
+def snakemake_cmd(folder: Path, *args: str) -> list[str]:
+    return [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(folder),
+            "--configfile", str(folder / "config.yaml"),
+            "--profile", str(REPO / "workflow" / "profiles" / "default"), *args]
+
+
+def run_snakemake(folder: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(snakemake_cmd(folder, *args), capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def finished_screen(tmp_path_factory) -> Path:
+    """The small screen, run once to the end with 2 cores."""
+    folder = make_screen(tmp_path_factory.mktemp("screen"))
+    run_snakemake(folder, "--cores", "2")
+    return folder
