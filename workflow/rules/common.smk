@@ -1,16 +1,9 @@
-import os
-
 from snakemake.utils import validate
 
 from foldscreen.plan import plan_screen
 
 
 validate(config, "../schemas/config.schema.yaml")
-
-# Jobs import foldscreen from this checkout, also inside `--use-conda` environments.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    filter(None, [f"{workflow.basedir}/src", os.environ.get("PYTHONPATH")])
-)
 
 OUT = f"{config['results']}/{config['screen']}"
 CHUNKS = {chunk.name: chunk for chunk in plan_screen(config)}

@@ -1,0 +1,78 @@
+"""The config schema, the example configs, and the agreement of envs/ with pyproject.toml."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from conftest import REPO, SNAKEMAKE, make_screen, run_snakemake
+
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def default_config() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def test_default_config_is_valid_and_defaults_fill_in():
+    config = {"screen": "s", "queries": ["q.csv"]}
+    validate(config, SCHEMA)
+    assert config["inference"]["backend"] == "torch"
+    assert config["inference"]["seeds"] == [42]
+    assert config["msa"]["mode"] == "single_sequence"
+    validate(default_config(), SCHEMA)
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda c: c["inference"].update(sampels=3), "sampels"),
+    (lambda c: c["inference"].update(samples="many"), "samples"),
+    (lambda c: c["msa"].update(mode="colabfold_typo"), "mode"),
+    (lambda c: c.update(screen="../escape"), "screen"),
+    (lambda c: c.pop("queries"), "queries"),
+])
+def test_schema_rejects_broken_config_naming_the_key(change, words):
+    config = default_config()
+    change(config)
+    with pytest.raises(WorkflowError) as error:
+        validate(config, SCHEMA)
+    assert words in str(error.value)
+
+
+def test_workflow_refuses_broken_config_before_running(tmp_path):
+    folder = make_screen(tmp_path, samples=0)
+    result = run_snakemake(folder, "-n", check=False)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "['inference']['samples']" in message and "less than the minimum of 1" in message
+    assert not (folder / "results").exists()
+
+
+def test_lint_is_clean():
+    result = subprocess.run([*SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!\[; ]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_conda_environment_lists_the_pyproject_packages():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((REPO / "envs" / "foldscreen.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    # The rule environment holds no Snakemake (the workflow's own process brings it) and
+    # installs openfold3 normally (pyproject lists its requirements; install.sh adds it).
+    expected = sorted(set(project["dependencies"]) - {"snakemake>=9,<10"} | {"openfold3==0.5.0"})
+    assert sorted(pip) == expected
+    install = (REPO / "install.sh").read_text()
+    assert '"openfold3==0.5.0"' in install and '"torch==2.13.0"' in install
+    assert {_name(r) for r in project["dependencies"]} >= {
+        "snakemake", "mlx", "torch", "biopython", "pandas", "pyarrow", "gemmi", "rdkit"}
