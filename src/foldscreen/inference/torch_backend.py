@@ -24,12 +24,13 @@ class TorchBackend(Backend):
         from openfold3.projects.of3_all_atom.model import OpenFold3
 
         torch.set_num_threads(settings.threads)
+        state = None if settings.demo else read_checkpoint(Path(settings.weights))
         seed_everything(DEMO_WEIGHT_SEED)
         model = OpenFold3(config)
-        if settings.demo:
+        if state is None:
             _perturb_zero_weights(model)
         else:
-            model.load_state_dict(read_checkpoint(Path(settings.weights), model))
+            model.load_state_dict(matching_state(state, model, settings.weights))
         self.model = model.to(settings.device).eval()
 
     @property
@@ -63,15 +64,13 @@ def _perturb_zero_weights(model: Any) -> None:
                 param.add_(torch.randn(param.shape, generator=generator) * DEMO_ZERO_JITTER)
 
 
-def read_checkpoint(path: Path, model: Any) -> dict[str, Any]:
-    """The inference weights of an OpenFold3 checkpoint, checked against the model's keys.
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The inference weights of an OpenFold3 checkpoint.
 
     Accepts a bare state dict, an EMA-wrapped one (`ema.params`, preferred), a Lightning
     `state_dict` or a DeepSpeed `module`. Only plain tensors are unpickled.
     """
     import torch
-
-    from openfold3.projects.of3_all_atom.model import MODEL_VERSION
 
     if not path.is_file():
         raise BackendUnavailable(f"weights file {path} does not exist (inference.weights in the config)")
@@ -83,7 +82,14 @@ def read_checkpoint(path: Path, model: Any) -> dict[str, Any]:
         state = checkpoint["ema"]["params"]
     else:
         state = checkpoint.get("state_dict") or checkpoint.get("module") or checkpoint
-    state = {key.removeprefix("model."): value for key, value in state.items()}
+    return {key.removeprefix("model."): value for key, value in state.items()}
+
+
+def matching_state(state: dict[str, Any], model: Any, path: str) -> dict[str, Any]:
+    """The state, once its keys and version are checked against the model's."""
+    import torch
+    from openfold3.projects.of3_all_atom.model import MODEL_VERSION
+
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:

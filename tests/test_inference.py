@@ -1,0 +1,123 @@
+"""The inference stage without Snakemake: the CLI, task skipping, failures, determinism."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from foldscreen.inference import InferenceSettings, run_chunk
+from foldscreen.inference.backend import BackendUnavailable, load_backend
+
+SHEET = "id,sequence,ccd\npep,GSWTWENGKW,\nunknown_ccd,GSHMK,ZZZZZ\n"
+FAST = ["--samples", "2", "--diffusion-steps", "3", "--recycles", "0", "--threads", "1"]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "foldscreen.cli", *args],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def screen(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli")
+    (out / "q.csv").write_text(SHEET)
+    cli("ingest", str(out / "q.csv"), "--out", str(out))
+    cli("msa", "--out", str(out), "--cache", str(out / "cache"))
+    cli("predict", "--out", str(out), "--seeds", "1", "2", *FAST)
+    cli("aggregate", "--out", str(out))
+    return out
+
+
+def test_cli_stages_make_the_tables(screen):
+    samples = pd.read_parquet(screen / "samples.parquet")
+    assert len(samples) == 4 and set(samples["query_id"]) == {"pep"}
+    assert sorted(samples["rank"]) == [1, 2, 3, 4]
+    queries = pd.read_parquet(screen / "queries.parquet").set_index("query_id")
+    assert queries.loc["pep", "status"] == "predicted"
+    assert queries.loc["unknown_ccd", "status"] == "failed"
+
+
+def test_a_failing_task_is_recorded_and_the_others_go_on(screen):
+    failures = pd.read_parquet(screen / "failures.parquet")
+    failed = failures[failures["query_id"] == "unknown_ccd"]
+    assert set(failed["stage"]) == {"inference"}
+    assert set(failed["field"]) == {"seed 1", "seed 2"}
+    assert "ZZZZZ" in failed["reason"].iloc[0]
+    assert not (screen / "predictions" / "unknown_ccd" / "seed_1").exists()
+
+
+def test_done_tasks_are_skipped_and_redone_when_settings_change(screen, tmp_path):
+    settings = InferenceSettings(seeds=(1,), samples=2, diffusion_steps=3, recycles=0, threads=1)
+    record = screen / "predictions" / "pep" / "seed_1" / "task.json"
+    before = record.stat().st_mtime_ns
+    tables = screen / "ingest" / "all.parquet", screen / "msa" / "all.parquet"
+    run_chunk(*tables, settings, screen / "predictions", tmp_path / "s.parquet", tmp_path / "f.parquet")
+    assert record.stat().st_mtime_ns == before
+    assert len(pd.read_parquet(tmp_path / "s.parquet")) == 2
+
+    fewer = InferenceSettings(seeds=(1,), samples=1, diffusion_steps=3, recycles=0, threads=1)
+    run_chunk(*tables, fewer, screen / "predictions", tmp_path / "s.parquet", tmp_path / "f.parquet")
+    assert len(json.loads(record.read_text())["samples"]) == 1
+    assert sorted(p.name for p in record.parent.glob("*_model.cif")) == ["pep_seed_1_sample_1_model.cif"]
+
+
+def test_same_query_and_seed_give_identical_files(screen, tmp_path):
+    cli("predict", "--out", str(screen), "--seeds", "2", *FAST)  # done: nothing to redo
+    rerun = tmp_path / "again"
+    (rerun / "ingest").mkdir(parents=True)
+    (rerun / "msa").mkdir()
+    for table in ("ingest/all.parquet", "ingest/all.failures.parquet", "msa/all.parquet"):
+        (rerun / table).write_bytes((screen / table).read_bytes())
+    cli("predict", "--out", str(rerun), "--seeds", "2", *FAST)
+    first, second = (d / "predictions" / "pep" / "seed_2" for d in (screen, rerun))
+    names = sorted(p.name for p in first.iterdir() if p.name != "task.json")
+    assert names == sorted(p.name for p in second.iterdir() if p.name != "task.json")
+    for name in names:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_mlx_backend_says_it_is_not_yet_available():
+    with pytest.raises(BackendUnavailable, match="backend: torch"):
+        load_backend(InferenceSettings(backend="mlx"), config=None)
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path):
+    from foldscreen.inference.model_config import model_config
+
+    settings = InferenceSettings(weights=str(tmp_path / "nope.pt"))
+    with pytest.raises(BackendUnavailable, match="does not exist"):
+        load_backend(settings, model_config(settings))
+
+
+def test_checkpoints_load_in_every_form_and_bad_keys_are_named(tmp_path):
+    import torch
+    from openfold3.projects.of3_all_atom.model import OpenFold3
+
+    from foldscreen.inference.model_config import model_config
+    from foldscreen.inference.torch_backend import matching_state, read_checkpoint
+
+    model = OpenFold3(model_config(InferenceSettings()))
+    state = model.state_dict()
+    forms = {"bare": state, "ema": {"ema": {"params": state}, "state_dict": {}},
+             "lightning": {"state_dict": {f"model.{k}": v for k, v in state.items()}}}
+    for name, checkpoint in forms.items():
+        torch.save(checkpoint, tmp_path / f"{name}.pt")
+        loaded = matching_state(read_checkpoint(tmp_path / f"{name}.pt"), model, name)
+        assert loaded.keys() == state.keys()
+
+    renamed = dict(state)
+    renamed["pairformer_stack.renamed"] = renamed.pop("version_tensor")
+    torch.save(renamed, tmp_path / "renamed.pt")
+    with pytest.raises(BackendUnavailable, match=r"missing keys \['version_tensor'\].*pairformer_stack.renamed"):
+        matching_state(read_checkpoint(tmp_path / "renamed.pt"), model, "renamed.pt")
+
+    torch.save({"weights": state, "extra": object.__new__(InferenceSettings)}, tmp_path / "pickled.pt")
+    with pytest.raises(BackendUnavailable, match="cannot read safely|can read safely"):
+        read_checkpoint(tmp_path / "pickled.pt")
