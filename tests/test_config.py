@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import tomllib
-from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
+from conftest import REPO, SNAKEMAKE, make_screen, run_snakemake
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
-
-from conftest import REPO, SNAKEMAKE, make_screen, run_snakemake
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -76,3 +74,14 @@ def test_conda_environment_lists_the_pyproject_packages():
     assert '"openfold3==0.5.0"' in install and '"torch==2.13.0"' in install
     assert {_name(r) for r in project["dependencies"]} >= {
         "snakemake", "mlx", "torch", "biopython", "pandas", "pyarrow", "gemmi", "rdkit"}
+
+
+@pytest.mark.parametrize("example", sorted((REPO / "config" / "examples").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_example_configs_are_valid_and_their_queries_all_read(example):
+    from foldscreen.queries import Query, read_queries
+
+    config = yaml.safe_load(example.read_text())
+    validate(config, SCHEMA)
+    items = read_queries(REPO / p for p in config["queries"])
+    assert items and all(isinstance(item, Query) for item in items), items

@@ -115,7 +115,8 @@ def test_checkpoints_load_in_every_form_and_bad_keys_are_named(tmp_path):
     renamed = dict(state)
     renamed["pairformer_stack.renamed"] = renamed.pop("version_tensor")
     torch.save(renamed, tmp_path / "renamed.pt")
-    with pytest.raises(BackendUnavailable, match=r"missing keys \['version_tensor'\].*pairformer_stack.renamed"):
+    named = r"missing keys \['version_tensor'\].*pairformer_stack.renamed"
+    with pytest.raises(BackendUnavailable, match=named):
         matching_state(read_checkpoint(tmp_path / "renamed.pt"), model, "renamed.pt")
 
     torch.save({"weights": state, "extra": object.__new__(InferenceSettings)}, tmp_path / "pickled.pt")

@@ -133,7 +133,8 @@ def test_ingest_writes_records_and_tables_and_keeps_going(tmp_path):
                 "lig,GSHM,CCO\n"
                 "same,MKTAYIAKQR,\n")
     out = tmp_path / "out"
-    accepted, rejected = ingest(read_queries([src]), LIMITS, out / "queries", out / "q.parquet", out / "f.parquet")
+    accepted, rejected = ingest(read_queries([src]), LIMITS, out / "queries",
+                                out / "q.parquet", out / "f.parquet")
     assert (accepted, rejected) == (3, 2)
     table = pd.read_parquet(out / "q.parquet")
     assert list(table["query_id"]) == ["ok1", "lig", "same"]
@@ -152,8 +153,24 @@ def test_ingest_writes_records_and_tables_and_keeps_going(tmp_path):
 def test_records_are_valid_openfold3_query_sets(tmp_path):
     from openfold3.projects.of3_all_atom.config.inference_query_format import InferenceQuerySet
 
-    src = write(tmp_path / "s.csv", "id,sequence,molecule_type,copies,smiles\nq,MKT:ACGU,protein:rna,2:1,CCO\n")
+    src = write(tmp_path / "s.csv",
+                "id,sequence,molecule_type,copies,smiles\nq,MKT:ACGU,protein:rna,2:1,CCO\n")
     ingest(read_queries([src]), LIMITS, tmp_path / "r", tmp_path / "q.parquet", tmp_path / "f.parquet")
     query_set = InferenceQuerySet.from_json(tmp_path / "r" / "q.json")
     chains = query_set.queries["q"].chains
     assert [c.chain_ids for c in chains] == [["A", "B"], ["C"], ["D"]]
+
+
+@pytest.mark.parametrize("name, text, words", [
+    ("missing.csv", None, "does not exist"),
+    ("broken.json", "{not json", "not valid JSON"),
+    ("noid.csv", "name,sequence\nx,MKT\n", "needs an 'id' column"),
+    ("queries.xlsx", "", "unknown query file type"),
+])
+def test_unreadable_query_files_are_named(tmp_path, name, text, words):
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ValueError, match=words) as error:
+        read_queries([path])
+    assert name in str(error.value)

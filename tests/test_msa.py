@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from foldscreen.msa import build_msas
-from foldscreen.msa import cache
+from foldscreen.msa import build_msas, cache
 from foldscreen.queries import Chain
 
 

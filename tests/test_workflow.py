@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import make_screen, run_snakemake, snakemake_cmd
 
 pytestmark = pytest.mark.slow
@@ -33,7 +32,7 @@ def test_screen_tables(finished_screen):
     assert len(samples) == 3 * 1 * 2  # good queries x seeds x samples
     assert set(samples["query_id"]) == GOOD
     assert samples["demo_weights"].all()
-    for query_id, group in samples.groupby("query_id"):
+    for _, group in samples.groupby("query_id"):
         assert sorted(group["rank"]) == [1, 2]
         best = group[group["rank"] == 1].iloc[0]
         assert best["sample_ranking_score"] == group["sample_ranking_score"].max()
@@ -43,7 +42,8 @@ def test_screen_tables(finished_screen):
         assert aggregated["sample_ranking_score"] == pytest.approx(best["sample_ranking_score"], abs=1e-6)
         assert json.loads(best["chain_ptm"]) == aggregated["chain_ptm"]
     # OpenFold3's ranking score: 0.8 ipTM + 0.2 pTM + 0.5 disorder - 100 has_clash
-    expected = 0.8 * samples["iptm"] + 0.2 * samples["ptm"] + 0.5 * samples["disorder"] - 100 * samples["has_clash"]
+    s = samples
+    expected = 0.8 * s["iptm"] + 0.2 * s["ptm"] + 0.5 * s["disorder"] - 100 * s["has_clash"]
     assert (samples["sample_ranking_score"] - expected).abs().max() < 1e-4
     dimer_pairs = json.loads(samples.loc[samples["query_id"] == "dimer", "chain_pair_iptm"].iloc[0])
     assert set(dimer_pairs) == {"(A, B)"}
@@ -55,7 +55,8 @@ def test_screen_tables(finished_screen):
 
     reasons = dict(zip(failures["query_id"], zip(failures["field"], failures["reason"])))
     assert set(reasons) == {"bad_letters", "bad_smiles"}
-    assert reasons["bad_letters"][0] == "sequence" and "'JZ' not a protein residue" in reasons["bad_letters"][1]
+    assert reasons["bad_letters"][0] == "sequence"
+    assert "'JZ' not a protein residue" in reasons["bad_letters"][1]
     assert reasons["bad_smiles"][0] == "smiles" and "RDKit cannot parse" in reasons["bad_smiles"][1]
 
 

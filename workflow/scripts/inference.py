@@ -7,7 +7,8 @@ logs.setup(snakemake.log[0])
 run_chunk(
     queries_table=Path(snakemake.input.queries),
     msa_table=Path(snakemake.input.msa),
-    settings=InferenceSettings.from_config(snakemake.params.settings),
+    # the threads Snakemake granted (fewer than configured when --cores is smaller)
+    settings=InferenceSettings.from_config({**snakemake.params.settings, "threads": snakemake.threads}),
     predictions=Path(snakemake.params.predictions),
     out_samples=Path(snakemake.output.samples),
     out_failures=Path(snakemake.output.failures),

@@ -43,7 +43,6 @@ class TorchBackend(Backend):
 
     def forward(self, batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         import torch
-
         from openfold3.core.utils.tensor_utils import tensor_tree_map
 
         batch = tensor_tree_map(lambda t: t.to(self.settings.device), batch)

@@ -31,6 +31,8 @@ class ReadError(ValueError):
 
 def read_source(path: Path) -> Iterator[Item]:
     """Read every query of one source file, choosing the reader by the file's extension."""
+    if not path.is_file():
+        raise ValueError(f"query file {path} does not exist (queries in the config)")
     suffix = path.suffix.lower()
     if suffix in (".fa", ".fasta", ".faa", ".fas"):
         yield from read_fasta(path)
@@ -122,7 +124,10 @@ def _per_chain(text: str, n: int, field: str, default: str) -> list[str]:
 
 def read_json(path: Path) -> Iterator[Item]:
     """OpenFold3 query-set JSON ({"queries": {...}}) or AlphaFold3 input JSON (one job or a list)."""
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
     if isinstance(data, dict) and "queries" in data:
         for name, query in data["queries"].items():
             yield _of3_query(path, name, query)
