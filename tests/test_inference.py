@@ -122,3 +122,17 @@ def test_checkpoints_load_in_every_form_and_bad_keys_are_named(tmp_path):
     torch.save({"weights": state, "extra": object.__new__(InferenceSettings)}, tmp_path / "pickled.pt")
     with pytest.raises(BackendUnavailable, match="cannot read safely|can read safely"):
         read_checkpoint(tmp_path / "pickled.pt")
+
+
+def test_openfold3_featurisation_reads_the_cached_alignment(tmp_path):
+    from foldscreen.inference.featurise import featurise, query_set
+    from foldscreen.msa import build_msas
+    from foldscreen.queries import Chain
+
+    example = Path(__file__).parents[1] / "config" / "examples" / "msas" / "ubiquitin_N40.a3m"
+    chain = Chain("protein", ("A",), sequence="MQIFVKTLTGKTITLEVEPSDTIENVKAKIQDKEGIPPDQ",
+                  msa_path=str(example))
+    table = build_msas([("ubq", (chain,))], "precomputed", tmp_path / "cache")
+    batch = featurise(query_set("ubq", (chain,), {"A": table["path"][0]}), "ubq", 1, tmp_path)
+    assert batch["msa"].shape[-3] == 4  # the query and its three homologues
+    assert batch["has_deletion"][0, 3].nonzero().flatten().tolist() == [18]  # 'psd' inserted
