@@ -13,7 +13,7 @@ import pytest
 from foldscreen.inference import InferenceSettings, run_chunk
 from foldscreen.inference.backend import BackendUnavailable, load_backend
 
-SHEET = "id,sequence,ccd\npep,GSWTWENGKW,\nunknown_ccd,GSHMK,ZZZZZ\n"
+SHEET = "id,sequence\npep,GSWTWENGKW\nlost_msa,GSHMKELEEK\n"
 FAST = ["--samples", "2", "--diffusion-steps", "3", "--recycles", "0", "--threads", "1"]
 
 
@@ -30,6 +30,8 @@ def screen(tmp_path_factory) -> Path:
     (out / "q.csv").write_text(SHEET)
     cli("ingest", str(out / "q.csv"), "--out", str(out))
     cli("msa", "--out", str(out), "--cache", str(out / "cache"))
+    lost = pd.read_parquet(out / "msa" / "all.parquet").set_index("query_id").at["lost_msa", "path"]
+    Path(lost).unlink()  # the cache was cleaned between the MSA and the inference stage
     cli("predict", "--out", str(out), "--seeds", "1", "2", *FAST)
     cli("aggregate", "--out", str(out))
     return out
@@ -41,16 +43,16 @@ def test_cli_stages_make_the_tables(screen):
     assert sorted(samples["rank"]) == [1, 2, 3, 4]
     queries = pd.read_parquet(screen / "queries.parquet").set_index("query_id")
     assert queries.loc["pep", "status"] == "predicted"
-    assert queries.loc["unknown_ccd", "status"] == "failed"
+    assert queries.loc["lost_msa", "status"] == "failed"
 
 
 def test_a_failing_task_is_recorded_and_the_others_go_on(screen):
     failures = pd.read_parquet(screen / "failures.parquet")
-    failed = failures[failures["query_id"] == "unknown_ccd"]
+    failed = failures[failures["query_id"] == "lost_msa"]
     assert set(failed["stage"]) == {"inference"}
     assert set(failed["field"]) == {"seed 1", "seed 2"}
-    assert "ZZZZZ" in failed["reason"].iloc[0]
-    assert not (screen / "predictions" / "unknown_ccd" / "seed_1").exists()
+    assert "alignment of chain A is missing from the MSA cache" in failed["reason"].iloc[0]
+    assert not (screen / "predictions" / "lost_msa" / "seed_1").exists()
 
 
 def test_done_tasks_are_skipped_and_redone_when_settings_change(screen, tmp_path):

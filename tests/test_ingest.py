@@ -105,6 +105,8 @@ def test_ids_never_escape_the_results_folder(raw, expected, renamed):
     ("s,MKT,protein,C1CC(,", "smiles", "RDKit cannot parse"),
     ("long," + "A" * 201 + ",protein,,", "sequence", "over the limit of 200"),
     ("t,MKT,sugar,,", "molecule_type", "unknown molecule type"),
+    ("c,MKT,protein,,ZZZZZ", "ccd", "'ZZZZZ' is not in the Chemical Component Dictionary"),
+    ("d,MKT,protein,,atp!", "ccd", "not a CCD code"),
 ])
 def test_bad_queries_fail_with_field_and_reason(tmp_path, row, field, words):
     src = write(tmp_path / "s.csv", "id,sequence,molecule_type,smiles,ccd\n" + row + "\n")
@@ -114,6 +116,12 @@ def test_bad_queries_fail_with_field_and_reason(tmp_path, row, field, words):
     assert checked.field == field
     assert words in checked.reason
     assert checked.query_id == row.split(",")[0]
+
+
+def test_ccd_ligands_count_their_heavy_atoms(tmp_path):
+    src = write(tmp_path / "s.csv", "id,sequence,ccd\nq,MKT,ATP\n")
+    ingest(read_queries([src]), LIMITS, tmp_path / "r", tmp_path / "q.parquet", tmp_path / "f.parquet")
+    assert pd.read_parquet(tmp_path / "q.parquet")["n_tokens"].tolist() == [3 + 31]
 
 
 def test_token_limit_counts_ligand_heavy_atoms(tmp_path):

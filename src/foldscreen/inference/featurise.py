@@ -25,6 +25,9 @@ def query_set(query_id: str, chains: tuple[Chain, ...], msa_paths: dict[str, str
         entry = chain.to_of3()
         path = msa_paths.get(",".join(chain.chain_ids))
         if path:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"the alignment of chain {','.join(chain.chain_ids)} is missing "
+                                        f"from the MSA cache ({path}); run the msa stage again")
             entry["main_msa_file_paths"] = [path]
         entries.append(entry)
     return {"queries": {query_id: {"chains": entries}}}

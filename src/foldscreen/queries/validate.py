@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from rdkit import Chem, RDLogger
@@ -46,11 +47,25 @@ def validate(query: Query, limits: Limits) -> Query | Failure:
 
 
 def ligand_atoms(chain: Chain) -> int | None:
-    """Heavy atoms of a SMILES ligand, or None for polymers and CCD ligands."""
-    if chain.smiles is None:
+    """Heavy atoms of a ligand (its tokens), or None for polymers and unknown ligands."""
+    if chain.smiles is not None:
+        mol = Chem.MolFromSmiles(chain.smiles)
+        return mol.GetNumHeavyAtoms() if mol is not None else None
+    if chain.ccd_codes:
+        counts = [ccd_heavy_atoms(code) for code in chain.ccd_codes]
+        return None if None in counts else sum(c for c in counts if c is not None)
+    return None
+
+
+@lru_cache(maxsize=4096)
+def ccd_heavy_atoms(code: str) -> int | None:
+    """Heavy atoms of a Chemical Component Dictionary entry (biotite's copy), None if unknown."""
+    import biotite.structure.info as ccd
+
+    try:
+        return int((ccd.residue(code).element != "H").sum())
+    except KeyError:
         return None
-    mol = Chem.MolFromSmiles(chain.smiles)
-    return mol.GetNumHeavyAtoms() if mol is not None else None
 
 
 def _check_chain(chain: Chain, limits: Limits) -> tuple[str, str] | None:
@@ -94,4 +109,7 @@ def _check_ligand(chain: Chain) -> tuple[str, str] | None:
     bad = [c for c in codes if not _CCD_CODE.match(c)]
     if bad:
         return "ccd", f"{bad[0]!r} is not a CCD code (1-5 capital letters or digits)"
+    unknown = [c for c in codes if ccd_heavy_atoms(c) is None]
+    if unknown:
+        return "ccd", f"{unknown[0]!r} is not in the Chemical Component Dictionary"
     return None
