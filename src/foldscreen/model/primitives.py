@@ -1,0 +1,106 @@
+"""Primitives shared by every part of the network: linear, layer norms, attention, chunking."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import mlx.core as mx
+import mlx.nn as nn
+
+
+def Linear(c_in: int, c_out: int, bias: bool = True) -> nn.Linear:
+    """A linear layer; its `weight` is [c_out, c_in] as in PyTorch and OpenFold3."""
+    return nn.Linear(c_in, c_out, bias=bias)
+
+
+class LayerNorm(nn.Module):
+    """Layer norm over the last axis, with or without a learned scale and offset (eps 1e-5)."""
+
+    def __init__(self, c: int, create_scale: bool = True, create_offset: bool = True,
+                 eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        if create_scale:
+            self.weight = mx.ones((c,))
+        if create_offset:
+            self.bias = mx.zeros((c,))
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return mx.fast.layer_norm(x, self.get("weight"), self.get("bias"), self.eps)
+
+
+class AdaLN(nn.Module):
+    """Adaptive layer norm (AF3 Algorithm 26)."""
+
+    def __init__(self, c_a: int, c_s: int) -> None:
+        super().__init__()
+        self.layer_norm_a = LayerNorm(c_a, create_scale=False, create_offset=False)
+        self.layer_norm_s = LayerNorm(c_s, create_offset=False)
+        self.linear_g = Linear(c_s, c_a)
+        self.linear_s = Linear(c_s, c_a, bias=False)
+
+    def __call__(self, a: mx.array, s: mx.array) -> mx.array:
+        a = self.layer_norm_a(a)
+        s = self.layer_norm_s(s)
+        return mx.sigmoid(self.linear_g(s)) * a + self.linear_s(s)
+
+
+def attention(q: mx.array, k: mx.array, v: mx.array, biases: Sequence[mx.array]) -> mx.array:
+    """softmax(q k^T + sum(biases)) v over [..., H, Q/K, C]; q is already scaled."""
+    scores = q @ mx.swapaxes(k, -1, -2)
+    for bias in biases:
+        scores = scores + bias
+    return mx.softmax(scores, axis=-1, precise=True) @ v
+
+
+class Attention(nn.Module):
+    """Gated multi-head attention with any number of additive biases (OpenFold3's Attention).
+
+    `c_hidden` is the per-head width; biases broadcast to [*, H, Q, K].
+    """
+
+    def __init__(self, c_q: int, c_k: int, c_v: int, c_hidden: int, no_heads: int,
+                 gating: bool = True, q_bias: bool = False, o_bias: bool = False) -> None:
+        super().__init__()
+        self.c_hidden = c_hidden
+        self.no_heads = no_heads
+        self.linear_q = Linear(c_q, c_hidden * no_heads, bias=q_bias)
+        self.linear_k = Linear(c_k, c_hidden * no_heads, bias=False)
+        self.linear_v = Linear(c_v, c_hidden * no_heads, bias=False)
+        self.linear_o = Linear(c_hidden * no_heads, c_q, bias=o_bias)
+        if gating:
+            self.linear_g = Linear(c_q, c_hidden * no_heads, bias=False)
+
+    def _heads(self, x: mx.array) -> mx.array:
+        """[*, L, H * C] -> [*, H, L, C]"""
+        return mx.swapaxes(x.reshape(*x.shape[:-1], self.no_heads, self.c_hidden), -2, -3)
+
+    def __call__(self, q_x: mx.array, kv_x: mx.array, biases: Sequence[mx.array] = ()) -> mx.array:
+        q = self._heads(self.linear_q(q_x)) * (1.0 / math.sqrt(self.c_hidden))
+        k = self._heads(self.linear_k(kv_x))
+        v = self._heads(self.linear_v(kv_x))
+        o = mx.swapaxes(attention(q, k, v, biases), -2, -3)  # [*, Q, H, C]
+        if "linear_g" in self:
+            o = o * mx.sigmoid(self.linear_g(q_x)).reshape(o.shape)
+        return self.linear_o(o.reshape(*o.shape[:-2], -1))
+
+
+def chunked(fn: Callable[..., mx.array], inputs: Sequence[mx.array], chunk_size: int | None,
+            axis: int, broadcast: Sequence[mx.array] = ()) -> mx.array:
+    """fn(*input slices, *broadcast), slicing `inputs` along `axis` in chunks of `chunk_size`.
+
+    Each chunk is evaluated before the next is built (MLX is lazy: without that, chunking does
+    not lower the peak memory). `chunk_size=None` runs fn once on the whole inputs.
+    """
+    length = inputs[0].shape[axis]
+    if chunk_size is None or chunk_size >= length:
+        return fn(*inputs, *broadcast)
+    outputs = []
+    for start in range(0, length, chunk_size):
+        index = [slice(None)] * inputs[0].ndim
+        index[axis] = slice(start, start + chunk_size)
+        out = fn(*(x[tuple(index)] for x in inputs), *broadcast)
+        mx.eval(out)
+        outputs.append(out)
+    return mx.concatenate(outputs, axis=axis)
