@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import mlx.core as mx
 import pytest
-import torch
 from openfold3.core.model.primitives.attention import Attention as TorchAttention
 from openfold3.core.model.primitives.normalization import AdaLN as TorchAdaLN
 from openfold3.core.model.primitives.normalization import LayerNorm as TorchLayerNorm
@@ -44,7 +43,8 @@ def test_gated_attention_with_two_biases_and_a_key_mask():
 def test_a_missing_or_extra_key_is_named():
     state = randomise(TorchAttention(8, 8, 8, 4, 2)).state_dict()
     state["linear_x.weight"] = state.pop("linear_q.weight")
-    with pytest.raises(WeightsMismatch, match=r"missing \['linear_q.weight'\].*unexpected \['linear_x.weight'\]"):
+    named = r"missing \['linear_q.weight'\].*unexpected \['linear_x.weight'\]"
+    with pytest.raises(WeightsMismatch, match=named):
         load_state(Attention(8, 8, 8, 4, 2), state)
 
 
