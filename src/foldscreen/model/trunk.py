@@ -1,0 +1,53 @@
+"""The trunk: input embedding, then recycling through templates, MSA module and PairFormer.
+
+AF3 Algorithm 1, lines 1-14, as OpenFold3's `run_trunk` does it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from .input_embedder import InputEmbedderAllAtom
+from .msa import MSAModuleEmbedder, MSAModuleStack
+from .pairformer import PairFormerStack
+from .primitives import LayerNorm, Linear
+from .template import TemplateEmbedderAllAtom
+
+
+class Trunk(nn.Module):
+    """Input embedder, recycling projections, template embedder, MSA module and PairFormer."""
+
+    def __init__(self, architecture: Mapping[str, Any]) -> None:
+        """`architecture` is OpenFold3's `config.architecture`."""
+        super().__init__()
+        c_s, c_z = architecture["shared"]["c_s"], architecture["shared"]["c_z"]
+        self.input_embedder = InputEmbedderAllAtom.from_config(architecture["input_embedder"])
+        self.layer_norm_z = LayerNorm(c_z)
+        self.linear_z = Linear(c_z, c_z, bias=False)
+        self.template_embedder = TemplateEmbedderAllAtom.from_config(architecture["template"])
+        self.msa_module_embedder = MSAModuleEmbedder.from_config(architecture["msa"]["msa_module_embedder"])
+        self.msa_module = MSAModuleStack.from_config(architecture["msa"]["msa_module"])
+        self.layer_norm_s = LayerNorm(c_s)
+        self.linear_s = Linear(c_s, c_s, bias=False)
+        self.pairformer_stack = PairFormerStack.from_config(architecture["pairformer"])
+
+    def __call__(self, batch: Mapping[str, mx.array], num_cycles: int,
+                 chunk_size: int | None = None) -> tuple[mx.array, mx.array, mx.array]:
+        """(s_input, s, z) after `num_cycles` trunk cycles (recycles + 1)."""
+        s_input, s_init, z_init = self.input_embedder(batch, chunk_size)
+        token_mask = batch["token_mask"].astype(mx.float32)
+        pair_mask = token_mask[..., :, None] * token_mask[..., None, :]
+        s, z = mx.zeros_like(s_init), mx.zeros_like(z_init)
+        for _ in range(num_cycles):
+            z = z_init + self.linear_z(self.layer_norm_z(z))
+            z = z + self.template_embedder(batch, z, pair_mask, chunk_size)
+            m, msa_mask = self.msa_module_embedder(batch, s_input)
+            z = self.msa_module(m, z, msa_mask, pair_mask, chunk_size)
+            s = s_init + self.linear_s(self.layer_norm_s(s))
+            s, z = self.pairformer_stack(s, z, token_mask, pair_mask, chunk_size)
+            mx.eval(s, z)
+        return s_input, s, z
