@@ -98,32 +98,19 @@ def test_missing_weights_file_is_a_clear_error(tmp_path):
         load_backend(settings, model_config(settings))
 
 
-def test_checkpoints_load_in_every_form_and_bad_keys_are_named(tmp_path):
+def test_torch_backend_loads_checkpoints_through_the_shared_reader(tmp_path):
     import torch
     from openfold3.projects.of3_all_atom.model import OpenFold3
 
     from foldscreen.inference.model_config import model_config
-    from foldscreen.inference.torch_backend import matching_state, read_checkpoint
+    from foldscreen.inference.torch_backend import checkpoint_state
 
-    model = OpenFold3(model_config(InferenceSettings()))
-    state = model.state_dict()
-    forms = {"bare": state, "ema": {"ema": {"params": state}, "state_dict": {}},
-             "lightning": {"state_dict": {f"model.{k}": v for k, v in state.items()}}}
-    for name, checkpoint in forms.items():
-        torch.save(checkpoint, tmp_path / f"{name}.pt")
-        loaded = matching_state(read_checkpoint(tmp_path / f"{name}.pt"), model, name)
-        assert loaded.keys() == state.keys()
-
-    renamed = dict(state)
-    renamed["pairformer_stack.renamed"] = renamed.pop("version_tensor")
-    torch.save(renamed, tmp_path / "renamed.pt")
-    named = r"missing keys \['version_tensor'\].*pairformer_stack.renamed"
-    with pytest.raises(BackendUnavailable, match=named):
-        matching_state(read_checkpoint(tmp_path / "renamed.pt"), model, "renamed.pt")
-
-    torch.save({"weights": state, "extra": object.__new__(InferenceSettings)}, tmp_path / "pickled.pt")
-    with pytest.raises(BackendUnavailable, match="cannot read safely|can read safely"):
-        read_checkpoint(tmp_path / "pickled.pt")
+    config = model_config(InferenceSettings())
+    saved = OpenFold3(config).state_dict()
+    torch.save({"ema": {"params": saved}}, tmp_path / "ema.pt")
+    model = OpenFold3(config)
+    model.load_state_dict(checkpoint_state(tmp_path / "ema.pt", model), strict=True)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
 
 
 def test_openfold3_featurisation_reads_the_cached_alignment(tmp_path):

@@ -6,6 +6,9 @@
     foldscreen aggregate --out results/my_screen
 
 Stages read and write the same files as the workflow's rules, with one chunk named `all`.
+`convert-weights` converts an OpenFold3 checkpoint once to safetensors, for the MLX backend:
+
+    foldscreen convert-weights of3-p2-155k.pt
 """
 
 from __future__ import annotations
@@ -56,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
 
     for stage in (ingest, msa, predict, aggregate):
         stage.add_argument("--out", type=Path, required=True, help="the screen's results folder")
+
+    convert = sub.add_parser("convert-weights", help="convert an OpenFold3 checkpoint to safetensors")
+    convert.add_argument("checkpoint", type=Path, help="checkpoint file (.pt, .ckpt) or DeepSpeed folder")
+    convert.set_defaults(run=_convert_weights)
     return parser
 
 
@@ -100,6 +107,16 @@ def _aggregate(args: argparse.Namespace) -> None:
         tables("ingest"), tables("ingest", True), tables("msa"), tables("inference"),
         tables("inference", True),
         args.out / "samples.parquet", args.out / "queries.parquet", args.out / "failures.parquet")
+
+
+def _convert_weights(args: argparse.Namespace) -> None:
+    from .io import file_sha256
+    from .model.weights import convert, load_weights
+
+    path = convert(args.checkpoint)
+    weights = load_weights(path)
+    print(f"{path}\nsha256 {file_sha256(path)}\n"
+          f"{sum(w.size for w in weights.values()):,} parameters in {len(weights)} arrays")
 
 
 if __name__ == "__main__":

@@ -24,13 +24,15 @@ class TorchBackend(Backend):
         from openfold3.projects.of3_all_atom.model import OpenFold3
 
         torch.set_num_threads(settings.threads)
-        state = None if settings.demo else read_checkpoint(Path(settings.weights))
+        if not settings.demo and not Path(settings.weights).exists():
+            raise BackendUnavailable(
+                f"weights file {settings.weights} does not exist (inference.weights in the config)")
         seed_everything(DEMO_WEIGHT_SEED)
         model = OpenFold3(config)
-        if state is None:
+        if settings.demo:
             _perturb_zero_weights(model)
         else:
-            model.load_state_dict(matching_state(state, model, settings.weights))
+            model.load_state_dict(checkpoint_state(Path(settings.weights), model), strict=True)
         self.model = model.to(settings.device).eval()
 
     @property
@@ -63,40 +65,19 @@ def _perturb_zero_weights(model: Any) -> None:
                 param.add_(torch.randn(param.shape, generator=generator) * DEMO_ZERO_JITTER)
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """The inference weights of an OpenFold3 checkpoint.
+def checkpoint_state(path: Path, model: Any) -> dict[str, Any]:
+    """The checkpoint read by foldscreen's reader, as OpenFold3's module expects its keys.
 
-    Accepts a bare state dict, an EMA-wrapped one (`ema.params`, preferred), a Lightning
-    `state_dict` or a DeepSpeed `module`. Only plain tensors are unpickled.
+    The reader checks the version and drops the `sample_diffusion` aliases; PyTorch's module
+    holds both, so they are put back (as the same tensors) with the version tensor.
     """
-    import torch
+    from ..model.weights import read_checkpoint
 
-    if not path.is_file():
-        raise BackendUnavailable(f"weights file {path} does not exist (inference.weights in the config)")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise BackendUnavailable(f"{path} is not a checkpoint foldscreen can read safely: {err}") from err
-    if isinstance(checkpoint.get("ema"), dict) and "params" in checkpoint["ema"]:
-        state = checkpoint["ema"]["params"]
-    else:
-        state = checkpoint.get("state_dict") or checkpoint.get("module") or checkpoint
-    return {key.removeprefix("model."): value for key, value in state.items()}
-
-
-def matching_state(state: dict[str, Any], model: Any, path: str) -> dict[str, Any]:
-    """The state, once its keys and version are checked against the model's."""
-    import torch
-    from openfold3.projects.of3_all_atom.model import MODEL_VERSION
-
-    expected = set(model.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise BackendUnavailable(
-            f"{path} does not match OpenFold3's model: missing keys {missing[:10]}, "
-            f"unexpected keys {unexpected[:10]}")
-    if not torch.equal(state["version_tensor"], MODEL_VERSION):
-        raise BackendUnavailable(
-            f"{path} is model version {state['version_tensor'].tolist()}, "
-            f"this OpenFold3 expects {MODEL_VERSION.tolist()}")
+    state = read_checkpoint(path)
+    expected = model.state_dict()
+    state["version_tensor"] = expected["version_tensor"]
+    for key in expected:
+        original = key.removeprefix("sample_diffusion.")
+        if key != original and original in state:
+            state[key] = state[original]
     return state

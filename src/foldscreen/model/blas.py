@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -20,8 +21,13 @@ log = logging.getLogger(__name__)
 
 
 def use_openblas() -> bool:
-    """Route MLX's CPU matrix products to OpenBLAS; True if it was done."""
+    """Route MLX's CPU matrix products to OpenBLAS; True if it was done.
+
+    FOLDSCREEN_MLX_BLAS=reference keeps MLX's own BLAS (for benchmarks and bug hunts).
+    """
     if sys.platform != "linux" or "mlx.core" in sys.modules:
+        return False
+    if os.environ.get("FOLDSCREEN_MLX_BLAS") == "reference":
         return False
     shim = importlib.util.find_spec("foldscreen._fastblas")
     openblas = importlib.util.find_spec("scipy_openblas32")

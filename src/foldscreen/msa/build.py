@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io import write_parquet
+from ..io import file_sha256, write_parquet
 from ..queries.ingest import load_queries
 from ..queries.records import Chain
 from . import cache
@@ -53,7 +53,7 @@ def _precomputed(chain: Chain, source: Path, root: Path) -> MsaResult:
     if first != chain.sequence:
         return MsaResult("precomputed", None,
                          f"{source.name}: its first sequence is not the chain's sequence")
-    key = cache.entry_key(chain.molecule_type, first, cache.file_sha256(source))
+    key = cache.entry_key(chain.molecule_type, first, file_sha256(source))
     path = cache.lookup(root, "precomputed", key) or cache.store(root, "precomputed", key, text)
     return MsaResult("precomputed", str(path))
 

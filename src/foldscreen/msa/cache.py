@@ -48,11 +48,3 @@ def store(root: Path, source: str, key: str, a3m_text: str) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final / MAIN_MSA_NAME
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
