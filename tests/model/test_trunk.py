@@ -73,7 +73,7 @@ def test_trunk_matches_openfold3_after_recycling(reference):
     trunk = Trunk(config.architecture)
     state = {k: v for k, v in model.state_dict().items() if k.startswith(TRUNK_PREFIXES)}
     load_state(trunk, state)
-    s_input, s, z = trunk(to_mlx_batch(batch), num_cycles=2)
+    s_input, s, z = trunk.run_trunk(to_mlx_batch(batch), num_cycles=2)
     assert relative_error(s_input, s_input_t) <= 1e-5
     assert relative_error(s, s_t) <= 1e-4
     assert relative_error(z, z_t) <= 1e-4
@@ -84,7 +84,7 @@ def test_trunk_chunked_equals_unchunked(reference):
     trunk = Trunk(config.architecture)
     load_state(trunk, {k: v for k, v in model.state_dict().items() if k.startswith(TRUNK_PREFIXES)})
     features = to_mlx_batch(batch)
-    whole = trunk(features, num_cycles=1)
-    parts = trunk(features, num_cycles=1, chunk_size=7)
+    whole = trunk.run_trunk(features, num_cycles=1)
+    parts = trunk.run_trunk(features, num_cycles=1, chunk_size=7)
     for a, b in zip(whole, parts):
         assert float(np.abs(np.asarray(a) - np.asarray(b)).max()) <= 1e-5 * float(np.abs(np.asarray(a)).max())

@@ -27,11 +27,10 @@ class TorchBackend(Backend):
         if not settings.demo and not Path(settings.weights).exists():
             raise BackendUnavailable(
                 f"weights file {settings.weights} does not exist (inference.weights in the config)")
-        seed_everything(DEMO_WEIGHT_SEED)
-        model = OpenFold3(config)
         if settings.demo:
-            _perturb_zero_weights(model)
+            model = demo_model(config)
         else:
+            model = OpenFold3(config)
             model.load_state_dict(checkpoint_state(Path(settings.weights), model), strict=True)
         self.model = model.to(settings.device).eval()
 
@@ -55,14 +54,19 @@ class TorchBackend(Backend):
                 tensor_tree_map(to_cpu, outputs))
 
 
-def _perturb_zero_weights(model: Any) -> None:
+def demo_model(config: Any) -> Any:
+    """The demo model: OpenFold3's module with seeded random weights (the same on every run)."""
     import torch
+    from openfold3.projects.of3_all_atom.model import OpenFold3
 
+    seed_everything(DEMO_WEIGHT_SEED)
+    model = OpenFold3(config)
     generator = torch.Generator().manual_seed(DEMO_WEIGHT_SEED + 1)
     with torch.no_grad():
         for param in model.parameters():
             if param.dim() >= 2 and not param.any():
                 param.add_(torch.randn(param.shape, generator=generator) * DEMO_ZERO_JITTER)
+    return model.eval()
 
 
 def checkpoint_state(path: Path, model: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+_loaded = False
 
 
 def use_openblas() -> bool:
@@ -25,6 +26,9 @@ def use_openblas() -> bool:
 
     FOLDSCREEN_MLX_BLAS=reference keeps MLX's own BLAS (for benchmarks and bug hunts).
     """
+    global _loaded
+    if _loaded:
+        return True
     if sys.platform != "linux" or "mlx.core" in sys.modules:
         return False
     if os.environ.get("FOLDSCREEN_MLX_BLAS") == "reference":
@@ -37,4 +41,5 @@ def use_openblas() -> bool:
     library = Path(openblas.origin).parent / "lib" / "libscipy_openblas.so"
     ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
     ctypes.CDLL(shim.origin, mode=ctypes.RTLD_GLOBAL)
+    _loaded = True
     return True

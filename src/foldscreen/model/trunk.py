@@ -35,8 +35,8 @@ class Trunk(nn.Module):
         self.linear_s = Linear(c_s, c_s, bias=False)
         self.pairformer_stack = PairFormerStack.from_config(architecture["pairformer"])
 
-    def __call__(self, batch: Mapping[str, mx.array], num_cycles: int,
-                 chunk_size: int | None = None) -> tuple[mx.array, mx.array, mx.array]:
+    def run_trunk(self, batch: Mapping[str, mx.array], num_cycles: int,
+                  chunk_size: int | None = None) -> tuple[mx.array, mx.array, mx.array]:
         """(s_input, s, z) after `num_cycles` trunk cycles (recycles + 1)."""
         s_input, s_init, z_init = self.input_embedder(batch, chunk_size)
         token_mask = batch["token_mask"].astype(mx.float32)

@@ -152,6 +152,13 @@ def safetensors_metadata(path: Path) -> dict[str, str]:
     return header.get("__metadata__", {}) if isinstance(header, dict) else {}
 
 
+def module_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A PyTorch OpenFold3 module's `state_dict()` keyed as the MLX model (aliases, version dropped)."""
+    state = _without_aliases(state)
+    state.pop(VERSION_KEY, None)
+    return state
+
+
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], str, str]:
     """The model's state, the checkpoint's form and the model version it records."""
     state, form = _inference_state(_unpickle(checkpoint_file(path)))
