@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import foldscreen.model  # noqa: F401  (before any test imports MLX: its CPU BLAS is OpenBLAS)
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 

@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--samples", type=int, default=5)
     predict.add_argument("--diffusion-steps", type=int, default=None)
     predict.add_argument("--recycles", type=int, default=None)
+    predict.add_argument("--model-chunk-size", type=int, default=None,
+                         help="mlx: chunk the N^2 and N^3 parts (bounds memory)")
     predict.add_argument("--threads", type=int, default=2)
     predict.add_argument("--device", default="cpu")
     predict.set_defaults(run=_predict)
@@ -90,7 +92,8 @@ def _predict(args: argparse.Namespace) -> None:
 
     settings = InferenceSettings(
         backend=args.backend, weights=args.weights, seeds=tuple(args.seeds), samples=args.samples,
-        diffusion_steps=args.diffusion_steps, recycles=args.recycles, threads=args.threads,
+        diffusion_steps=args.diffusion_steps, recycles=args.recycles,
+        model_chunk_size=args.model_chunk_size, threads=args.threads,
         device=args.device)
     run_chunk(_table(args.out, "ingest"), _table(args.out, "msa"), settings, args.out / "predictions",
               _table(args.out, "inference"), _table(args.out, "inference", ".failures"))

@@ -43,8 +43,7 @@ def load_backend(settings: InferenceSettings, config: Any) -> Backend:
 
         return TorchBackend(settings, config)
     if settings.backend == "mlx":
-        raise BackendUnavailable(
-            "the mlx backend is not yet available: the MLX port of OpenFold3 is being built; "
-            "set `inference: backend: torch` in the config to use OpenFold3's PyTorch model"
-        )
+        from .mlx_backend import MlxBackend
+
+        return MlxBackend(settings, config)
     raise BackendUnavailable(f"unknown backend {settings.backend!r} (use torch or mlx)")

@@ -19,6 +19,7 @@ class InferenceSettings:
     samples: int = 5
     diffusion_steps: int | None = None
     recycles: int | None = None
+    model_chunk_size: int | None = None
     threads: int = 2
     device: str = "cpu"
 
@@ -32,9 +33,9 @@ class InferenceSettings:
         return self.weights == DEMO
 
     def digest(self) -> str:
-        """What a task's files depend on (not seeds, threads or device); stored with each task."""
+        """What a task's files depend on (not seeds, threads, device or chunking); kept with each task."""
         fields = asdict(self)
-        for name in ("seeds", "threads", "device"):
+        for name in ("seeds", "threads", "device", "model_chunk_size"):
             fields.pop(name)
         if not self.demo:
             stat = Path(self.weights).stat()

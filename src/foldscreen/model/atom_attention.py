@@ -1,4 +1,7 @@
-"""Sequence-local atom attention: the atom attention encoder and its atom transformer."""
+"""Atom attention (the encoder over sequence-local windows) and the diffusion transformer.
+
+The diffusion transformer runs over atom windows or, in the diffusion module, over all tokens.
+"""
 
 from __future__ import annotations
 
@@ -111,14 +114,44 @@ class CrossAttentionPairBias(nn.Module):
         return mx.sigmoid(self.linear_ada_out(s)) * a
 
 
-class DiffusionTransformerBlock(nn.Module):
-    """Attention with pair bias then conditioned transition, each a residual (AF3 Algorithm 23)."""
+class DiffusionAttentionPairBias(nn.Module):
+    """Attention over all tokens with pair bias and adaptive layer norm (AF3 Algorithm 24).
+
+    `z` is the pair representation [*, N, N, C_z]; masked tokens are masked out as keys.
+    """
 
     def __init__(self, c_a: int, c_s: int, c_z: int, c_hidden: int, no_heads: int,
-                 n_transition: int, n_query: int, n_key: int, inf: float = 1e9) -> None:
+                 inf: float = 1e9) -> None:
         super().__init__()
-        self.attention_pair_bias = CrossAttentionPairBias(
-            c_a, c_s, c_z, c_hidden, no_heads, n_query, n_key, inf)
+        self.inf = inf
+        self.layer_norm_a = AdaLN(c_a, c_s)
+        self.linear_ada_out = Linear(c_s, c_a)
+        self.linear_z = Linear(c_z, no_heads, bias=False)
+        self.mha = Attention(c_a, c_a, c_a, c_hidden, no_heads, gating=True, q_bias=True)
+
+    def __call__(self, a: mx.array, s: mx.array, z: mx.array, mask: mx.array) -> mx.array:
+        a = self.layer_norm_a(a, s)
+        mask_bias = (self.inf * (mask - 1))[..., None, None, :]
+        pair_bias = mx.moveaxis(self.linear_z(z), -1, -3)  # [*, H, N, N]
+        return mx.sigmoid(self.linear_ada_out(s)) * self.mha(a, a, [mask_bias, pair_bias])
+
+
+class DiffusionTransformerBlock(nn.Module):
+    """Attention with pair bias then conditioned transition, each a residual (AF3 Algorithm 23).
+
+    Attention is over sequence-local atom windows, or over all tokens when `n_query` is None.
+    """
+
+    def __init__(self, c_a: int, c_s: int, c_z: int, c_hidden: int, no_heads: int,
+                 n_transition: int, n_query: int | None, n_key: int | None,
+                 inf: float = 1e9) -> None:
+        super().__init__()
+        if n_query is None:
+            self.attention_pair_bias = DiffusionAttentionPairBias(
+                c_a, c_s, c_z, c_hidden, no_heads, inf)
+        else:
+            self.attention_pair_bias = CrossAttentionPairBias(
+                c_a, c_s, c_z, c_hidden, no_heads, n_query, n_key, inf)
         self.conditioned_transition = ConditionedTransitionBlock(c_a, c_s, n_transition)
 
     def __call__(self, a: mx.array, s: mx.array, z: mx.array, mask: mx.array) -> mx.array:
@@ -127,13 +160,15 @@ class DiffusionTransformerBlock(nn.Module):
 
 
 class DiffusionTransformer(nn.Module):
-    """Stack of diffusion transformer blocks over sequence-local atom windows (AF3 Algorithm 23).
+    """Stack of diffusion transformer blocks (AF3 Algorithm 23).
 
-    `z` is normalised once for all blocks, as OpenFold3 does.
+    Over sequence-local atom windows (`z` cut into windows, [*, N_blocks, n_query, n_key, C_z])
+    or, with `n_query=None`, over all tokens (`z` [*, N, N, C_z]). `z` is normalised once for
+    all blocks, as OpenFold3 does.
     """
 
     def __init__(self, c_a: int, c_s: int, c_z: int, c_hidden: int, no_heads: int,
-                 no_blocks: int, n_transition: int, n_query: int, n_key: int,
+                 no_blocks: int, n_transition: int, n_query: int | None, n_key: int | None,
                  inf: float = 1e9) -> None:
         super().__init__()
         self.layer_norm_z = LayerNorm(c_z, create_offset=False)

@@ -1,0 +1,57 @@
+"""The MLX port of OpenFold3: Metal on Apple Silicon, CUDA with mlx[cuda], else the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backend import Backend, BackendUnavailable
+from .settings import InferenceSettings
+
+
+class MlxBackend(Backend):
+    name = "mlx"
+
+    def __init__(self, settings: InferenceSettings, config: Any) -> None:
+        super().__init__(settings, config)
+        from ..model import blas
+        from ..model.openfold3 import OpenFold3
+        from ..model.weights import load_state, load_weights, module_state
+
+        self._openblas = blas.use_openblas()
+        if settings.demo:
+            from .torch_backend import demo_model
+
+            state = module_state(demo_model(config).state_dict())
+        elif Path(settings.weights).exists():
+            state = load_weights(settings.weights)
+        else:
+            raise BackendUnavailable(
+                f"weights file {settings.weights} does not exist (inference.weights in the config)")
+        self.model = OpenFold3(config.architecture)
+        load_state(self.model, state)
+
+    @property
+    def device(self) -> str:
+        import mlx.core as mx
+
+        device = mx.default_device()
+        if device == mx.gpu:
+            kind = "Metal" if mx.metal.is_available() else "CUDA"
+            return f"mlx gpu ({kind}, {mx.device_info().get('device_name', 'unknown')})"
+        return f"mlx cpu ({'OpenBLAS' if self._openblas else 'its own BLAS'})"
+
+    def forward(self, batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """OpenFold3.forward's (batch, outputs) at inference, computed in MLX."""
+        import torch
+        from openfold3.core.utils.tensor_utils import tensor_tree_map
+
+        from ..model.batch import to_mlx_batch
+
+        seed = int(np.asarray(batch["seed"]).flatten()[0])
+        outputs = self.model(to_mlx_batch(batch), seed, self.settings.model_chunk_size)
+        outputs = {key: torch.from_numpy(np.array(value)) for key, value in outputs.items()}
+        outputs["recycles"] = self.config.architecture.shared.num_recycles
+        return tensor_tree_map(lambda t: t.unsqueeze(1), batch), outputs

@@ -1,0 +1,42 @@
+"""OpenFold3 at inference (AF3 Algorithm 1): trunk, diffusion sampling, confidence heads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import mlx.core as mx
+
+from .diffusion import DiffusionModule
+from .heads import AuxiliaryHeadsAllAtom
+from .sampler import Draws, sample_atom_positions
+from .trunk import Trunk
+
+
+class OpenFold3(Trunk):
+    """The whole network; its parameter names are OpenFold3's checkpoint keys."""
+
+    def __init__(self, architecture: Mapping[str, Any]) -> None:
+        """`architecture` is OpenFold3's `config.architecture` (it sets recycles, steps, samples)."""
+        super().__init__(architecture)
+        self.diffusion_module = DiffusionModule.from_config(architecture["diffusion_module"])
+        self.aux_heads = AuxiliaryHeadsAllAtom(architecture["heads"])
+        self._architecture = architecture
+
+    def __call__(self, batch: Mapping[str, mx.array], seed: int, chunk_size: int | None = None,
+                 draws: Draws | None = None) -> dict[str, mx.array]:
+        """OpenFold3's inference outputs for one featurised task (batch size 1).
+
+        Returns `atom_positions_predicted` [*, S, N_atom, 3], the trunk's `si_trunk` and
+        `zij_trunk` (with a sample axis of 1) and the heads' logits, under OpenFold3's names.
+        """
+        num_cycles = self._architecture["shared"]["num_recycles"] + 1
+        s_input, s, z = self.run_trunk(batch, num_cycles, chunk_size)
+        positions = sample_atom_positions(self.diffusion_module, self._architecture, batch,
+                                          s_input, s, z, seed, chunk_size, draws=draws)
+        sampled = {key: mx.expand_dims(value, 1) for key, value in batch.items() if value.ndim > 0}
+        s_input, s, z = (mx.expand_dims(x, 1) for x in (s_input, s, z))
+        outputs = {"si_trunk": s, "zij_trunk": z, "atom_positions_predicted": positions}
+        outputs.update(self.aux_heads(sampled, s_input, s, z, positions, chunk_size))
+        mx.eval(outputs)
+        return outputs

@@ -1,0 +1,68 @@
+"""The whole MLX OpenFold3 against OpenFold3's own model: same weights, features and noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from foldscreen.inference.model_config import model_config
+from foldscreen.inference.settings import InferenceSettings
+from foldscreen.model.batch import to_mlx_batch
+from foldscreen.model.openfold3 import OpenFold3
+from foldscreen.model.weights import load_state, module_state
+
+from .parity import randomise
+from .test_diffusion import Recorded, serve_to_torch
+from .test_trunk import complex_batch
+
+SETTINGS = InferenceSettings(samples=2, diffusion_steps=3, recycles=1)
+AGGREGATED = ("gpde", "ptm", "iptm", "disorder", "has_clash", "sample_ranking_score")
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    """OpenFold3's outputs and the MLX model's, with the noise OpenFold3 drew fed to MLX."""
+    from openfold3.projects.of3_all_atom.model import OpenFold3 as TorchOpenFold3
+
+    config = model_config(SETTINGS)
+    reference = randomise(TorchOpenFold3(config), seed=5)
+    batch = complex_batch(tmp_path_factory.mktemp("e2e"))
+    ours = OpenFold3(config.architecture)
+    load_state(ours, module_state(reference.state_dict()))
+    draws = Recorded((1, SETTINGS.samples, batch["atom_mask"].shape[-1], 3), SETTINGS.diffusion_steps)
+    with pytest.MonkeyPatch.context() as patch:
+        queue = serve_to_torch(patch, draws.torch_queue())
+        with torch.no_grad():
+            batch_t, outputs_t = reference(dict(batch))
+        assert not queue  # every draw OpenFold3 made came from the recorded ones
+    outputs_m = ours(to_mlx_batch(batch), seed=0, draws=draws)
+    outputs_m = {k: torch.from_numpy(np.array(v)) for k, v in outputs_m.items()}
+    return config, batch_t, outputs_t, outputs_m
+
+
+def test_sampled_coordinates_agree_to_a_thousandth_of_an_angstrom(both):
+    _, _, outputs_t, outputs_m = both
+    difference = outputs_m["atom_positions_predicted"] - outputs_t["atom_positions_predicted"]
+    rms = difference.square().sum(-1).mean(-1).sqrt()  # per sample
+    assert rms.shape == (1, SETTINGS.samples)
+    assert float(rms.max()) <= 1e-3
+
+
+def test_every_aggregated_confidence_agrees(both):
+    from openfold3.core.metrics.aggregate_confidence_ranking import get_confidence_scores
+
+    config, batch_t, outputs_t, outputs_m = both
+    scores_t, scores_m = (get_confidence_scores(batch=batch_t, outputs=outputs, config=config,
+                                                compute_per_sample=False)
+                          for outputs in (outputs_t, outputs_m))
+    for name in AGGREGATED:
+        np.testing.assert_allclose(scores_m[name].numpy(), scores_t[name].numpy(), atol=1e-4, err_msg=name)
+    for name in ("chain_ptm", "chain_pair_iptm", "bespoke_iptm"):
+        assert scores_m[name].keys() == scores_t[name].keys()
+        for key in scores_t[name]:
+            np.testing.assert_allclose(np.asarray(scores_m[name][key]), np.asarray(scores_t[name][key]),
+                                       atol=1e-4, err_msg=f"{name} {key}")
+    plddt_m, plddt_t = scores_m["plddt"].numpy(), scores_t["plddt"].numpy()
+    np.testing.assert_allclose(plddt_m.mean(-1), plddt_t.mean(-1), atol=1e-4)  # avg_plddt
+    np.testing.assert_allclose(plddt_m, plddt_t, atol=1e-3)
