@@ -30,7 +30,7 @@ def screen_config(folder: Path, **inference) -> dict:
         "queries": ["queries.csv"],
         "results": "results",
         "msa": {"mode": "single_sequence", "cache": str(folder / "msa_cache")},
-        "inference": {"backend": "torch", "weights": "demo", "seeds": [7], "samples": 2,
+        "inference": {"weights": "demo", "seeds": [7], "samples": 2,
                       "diffusion_steps": 4, "recycles": 0, "chunk_size": 2, "threads": 1,
                       **inference},
     }

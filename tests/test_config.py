@@ -22,7 +22,7 @@ def default_config() -> dict:
 def test_default_config_is_valid_and_defaults_fill_in():
     config = {"screen": "s", "queries": ["q.csv"]}
     validate(config, SCHEMA)
-    assert config["inference"]["backend"] == "torch"
+    assert config["inference"]["backend"] == "mlx"
     assert config["inference"]["seeds"] == [42]
     assert config["msa"]["mode"] == "single_sequence"
     validate(default_config(), SCHEMA)

@@ -70,30 +70,29 @@ def test_done_tasks_are_skipped_and_redone_when_settings_change(screen, tmp_path
     assert sorted(p.name for p in record.parent.glob("*_model.cif")) == ["pep_seed_1_sample_1_model.cif"]
 
 
-def test_same_query_and_seed_give_identical_files(screen, tmp_path):
-    cli("predict", "--out", str(screen), "--seeds", "2", *FAST)  # done: nothing to redo
+@pytest.mark.parametrize("backend", ["mlx", "torch"])
+def test_same_query_and_seed_give_identical_files(screen, tmp_path, backend):
+    first = tmp_path / "first"
     rerun = tmp_path / "again"
-    (rerun / "ingest").mkdir(parents=True)
-    (rerun / "msa").mkdir()
-    for table in ("ingest/all.parquet", "ingest/all.failures.parquet", "msa/all.parquet"):
-        (rerun / table).write_bytes((screen / table).read_bytes())
-    cli("predict", "--out", str(rerun), "--seeds", "2", *FAST)
-    first, second = (d / "predictions" / "pep" / "seed_2" for d in (screen, rerun))
+    for folder in (first, rerun):
+        (folder / "ingest").mkdir(parents=True)
+        (folder / "msa").mkdir()
+        for table in ("ingest/all.parquet", "ingest/all.failures.parquet", "msa/all.parquet"):
+            (folder / table).write_bytes((screen / table).read_bytes())
+        cli("predict", "--out", str(folder), "--seeds", "2", "--backend", backend, *FAST)
+    first, second = (d / "predictions" / "pep" / "seed_2" for d in (first, rerun))
     names = sorted(p.name for p in first.iterdir() if p.name != "task.json")
+    assert len(names) == 6
     assert names == sorted(p.name for p in second.iterdir() if p.name != "task.json")
     for name in names:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
 
-def test_mlx_backend_says_it_is_not_yet_available():
-    with pytest.raises(BackendUnavailable, match="backend: torch"):
-        load_backend(InferenceSettings(backend="mlx"), config=None)
-
-
-def test_missing_weights_file_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize("backend", ["mlx", "torch"])
+def test_missing_weights_file_is_a_clear_error(tmp_path, backend):
     from foldscreen.inference.model_config import model_config
 
-    settings = InferenceSettings(weights=str(tmp_path / "nope.pt"))
+    settings = InferenceSettings(backend=backend, weights=str(tmp_path / "nope.pt"))
     with pytest.raises(BackendUnavailable, match="does not exist"):
         load_backend(settings, model_config(settings))
 

@@ -81,8 +81,9 @@ def test_records_and_task_files(finished_screen):
     assert names == sorted(["task.json"] + [f"dimer_seed_7_sample_{k}_{kind}" for k in (1, 2)
                            for kind in ("model.cif", "confidences.json", "confidences_aggregated.json")])
     record = json.loads((seed_dir / "task.json").read_text())
-    assert record["demo_weights"] and record["backend"] == "torch"
+    assert record["demo_weights"] and record["backend"] == "mlx"  # the default backend
     assert record["timings"]["model_s"] > 0
+    assert record["device"] in ("mlx cpu (OpenBLAS)", "mlx cpu (its own BLAS)") or "gpu" in record["device"]
     log = (out / "logs" / "inference" / "chunk_00000.log").read_text()
     assert (out / "logs" / "ingest" / "chunk_00000.log").is_file()
     assert "RANDOM weights" in log

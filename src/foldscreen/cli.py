@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     msa.set_defaults(run=_msa)
 
     predict = sub.add_parser("predict", help="predict every (query, seed) task not yet done")
-    predict.add_argument("--backend", default="torch", choices=["torch", "mlx"])
+    predict.add_argument("--backend", default="mlx", choices=["mlx", "torch"])
     predict.add_argument("--weights", default="demo", help="OpenFold3 checkpoint, or demo")
     predict.add_argument("--seeds", type=int, nargs="+", default=[42])
     predict.add_argument("--samples", type=int, default=5)

@@ -13,7 +13,7 @@ DEMO = "demo"
 
 @dataclass(frozen=True)
 class InferenceSettings:
-    backend: str = "torch"
+    backend: str = "mlx"
     weights: str = DEMO
     seeds: tuple[int, ...] = (42,)
     samples: int = 5
