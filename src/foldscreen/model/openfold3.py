@@ -29,7 +29,10 @@ class OpenFold3(Trunk):
 
         Returns `atom_positions_predicted` [*, S, N_atom, 3], the trunk's `si_trunk` and
         `zij_trunk` (with a sample axis of 1) and the heads' logits, under OpenFold3's names.
+        Every random draw derives from `seed` (MSA row sampling through MLX's global generator,
+        the sampler through keys split from it), so a (task, seed) always gives the same result.
         """
+        mx.random.seed(seed)
         num_cycles = self._architecture["shared"]["num_recycles"] + 1
         s_input, s, z = self.run_trunk(batch, num_cycles, chunk_size)
         positions = sample_atom_positions(self.diffusion_module, self._architecture, batch,
