@@ -19,7 +19,7 @@ from ..queries.ingest import FAILURE_COLUMNS, load_queries
 from ..queries.records import Chain
 from ..reports.tables import JSON_COLUMNS, SAMPLE_COLUMNS, SCORE_COLUMNS, rank_samples
 from . import tasks
-from .backend import Backend, load_backend
+from .backend import Backend, BackendUnavailable, load_backend
 from .featurise import featurise, query_set, silence_known_warnings
 from .model_config import model_config
 from .outputs import sample_summaries, write_outputs
@@ -74,6 +74,8 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
                 try:
                     record = predict_task(backend.get(), query_id, chains, msas.paths.get(query_id, {}),
                                           seed, folder, digest)
+                except BackendUnavailable:
+                    raise  # the configuration is wrong for every task: fail the job
                 except Exception as err:  # one bad task never stops the chunk
                     log.error("%s seed %s failed:\n%s", query_id, seed, traceback.format_exc())
                     failures.append({"query_id": query_id, "source": "", "stage": "inference",
