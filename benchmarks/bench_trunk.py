@@ -1,0 +1,216 @@
+"""A PairFormer block, the trunk or a diffusion step: MLX against OpenFold3's PyTorch.
+
+    python benchmarks/bench_trunk.py block --n 256 --framework mlx --repeats 5
+    python benchmarks/bench_trunk.py trunk --n 128 --framework torch --repeats 3
+    python benchmarks/bench_trunk.py diffusion --n 256 --framework mlx --repeats 5
+
+Each call measures one (part, N, framework) in a fresh process and prints one JSON line: the
+wall time of every run after one warm-up, their median, and the process's peak resident memory
+(and MLX's own peak). Default OpenFold3 channel sizes, random weights, float32. The trunk runs
+the full architecture (48 PairFormer blocks) on a featurised protein of N residues, single
+sequence, with `--cycles` trunk cycles (OpenFold3's default is 4). The diffusion step is one call of the
+full-size diffusion module on the same protein, 5 samples, random trunk outputs.
+FOLDSCREEN_MLX_BLAS=reference
+measures MLX with its own reference BLAS instead of OpenBLAS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import foldscreen.model  # noqa: F401  (first: routes MLX's CPU BLAS to OpenBLAS on Linux)
+from foldscreen.model.blas import use_openblas
+
+AMINO = "ACDEFGHIKLMNPQRSTVWY"
+
+
+def config() -> Any:
+    from foldscreen.inference.model_config import model_config
+    from foldscreen.inference.settings import InferenceSettings
+
+    # The released architecture (weights path given, never read); chunking off.
+    return model_config(InferenceSettings(weights="released"))
+
+
+def block_inputs(n: int, c_s: int, c_z: int):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    s = rng.standard_normal((1, n, c_s)).astype(np.float32)
+    z = rng.standard_normal((1, n, n, c_z)).astype(np.float32)
+    return s, z, np.ones((1, n), np.float32), np.ones((1, n, n), np.float32)
+
+
+def torch_block(n: int, threads: int) -> Callable[[], None]:
+    import torch
+    from openfold3.core.model.latent.pairformer import PairFormerBlock
+
+    torch.set_num_threads(threads)
+    arch = config().architecture.pairformer
+    keep = ("c_s", "c_z", "c_hidden_pair_bias", "no_heads_pair_bias", "c_hidden_mul",
+            "c_hidden_pair_att", "no_heads_pair", "transition_n", "inf")
+    block = PairFormerBlock(**{k: arch[k] for k in keep}, pair_dropout=0.0,
+                            fuse_projection_weights=False, transition_type="swiglu",
+                            linear_init_params=arch.linear_init_params).eval()
+    s, z, sm, pm = (torch.from_numpy(a) for a in block_inputs(n, arch.c_s, arch.c_z))
+
+    def run() -> None:
+        with torch.no_grad():
+            block(s, z, single_mask=sm, pair_mask=pm, chunk_size=None)
+    return run
+
+
+def mlx_block(n: int, chunk_size: int | None) -> Callable[[], None]:
+    import mlx.core as mx
+
+    from foldscreen.model.pairformer import PairFormerBlock
+
+    arch = config().architecture.pairformer
+    keep = ("c_s", "c_z", "c_hidden_pair_bias", "no_heads_pair_bias", "c_hidden_mul",
+            "c_hidden_pair_att", "no_heads_pair", "transition_n", "inf")
+    block = PairFormerBlock(**{k: arch[k] for k in keep})
+    s, z, sm, pm = (mx.array(a) for a in block_inputs(n, arch.c_s, arch.c_z))
+
+    def run() -> None:
+        mx.eval(block(s, z, sm, pm, chunk_size))
+    return run
+
+
+def protein_batch(n: int) -> dict:
+    from foldscreen.inference.featurise import featurise, query_set
+    from foldscreen.queries import Chain
+
+    sequence = "".join(random.Random(n).choice(AMINO) for _ in range(n))
+    folder = Path(tempfile.mkdtemp())
+    (folder / "msa").mkdir()
+    (folder / "msa" / "colabfold_main.a3m").write_text(f">query\n{sequence}\n")
+    chain = Chain("protein", ("A",), sequence=sequence)
+    return featurise(query_set("p", (chain,), {"A": str(folder / "msa" / "colabfold_main.a3m")}),
+                     "p", 1, folder)
+
+
+def torch_trunk(n: int, threads: int, cycles: int) -> Callable[[], None]:
+    import torch
+    from openfold3.projects.of3_all_atom.model import OpenFold3
+
+    torch.set_num_threads(threads)
+    model = OpenFold3(config()).eval()
+    batch = protein_batch(n)
+
+    def run() -> None:
+        with torch.no_grad():
+            model.run_trunk(batch, num_cycles=cycles)
+    return run
+
+
+def mlx_trunk(n: int, cycles: int, chunk_size: int | None) -> Callable[[], None]:
+    from foldscreen.model.batch import to_mlx_batch
+    from foldscreen.model.trunk import Trunk
+
+    trunk = Trunk(config().architecture)
+    batch = to_mlx_batch(protein_batch(n))
+
+    def run() -> None:
+        trunk.run_trunk(batch, num_cycles=cycles, chunk_size=chunk_size)  # evaluates every cycle
+    return run
+
+
+def trunk_outputs(n: int) -> tuple[Any, ...]:
+    import numpy as np
+
+    shared = config().architecture.shared
+    rng = np.random.default_rng(0)
+    shapes = ((1, 1, n, shared.c_s_input), (1, 1, n, shared.c_s), (1, 1, n, n, shared.c_z))
+    return tuple(rng.standard_normal(s).astype(np.float32) for s in shapes)
+
+
+def torch_diffusion(n: int, threads: int, samples: int = 5) -> Callable[[], None]:
+    import torch
+    from openfold3.core.model.structure.diffusion_module import DiffusionModule
+
+    torch.set_num_threads(threads)
+    module = DiffusionModule(config().architecture.diffusion_module).eval()
+    batch = {k: v.unsqueeze(1) for k, v in protein_batch(n).items() if isinstance(v, torch.Tensor)}
+    s_input, s, z = (torch.from_numpy(a) for a in trunk_outputs(n))
+    x = 30 * torch.randn(1, samples, batch["atom_mask"].shape[-1], 3)
+
+    def run() -> None:
+        with torch.no_grad():
+            module(batch, x, batch["token_mask"], batch["atom_mask"], torch.tensor(25.0),
+                   s_input, s, z, use_conditioning=True)
+    return run
+
+
+def mlx_diffusion(n: int, chunk_size: int | None, samples: int = 5) -> Callable[[], None]:
+    import mlx.core as mx
+
+    from foldscreen.model.batch import to_mlx_batch
+    from foldscreen.model.diffusion import DiffusionModule
+
+    module = DiffusionModule.from_config(config().architecture.diffusion_module)
+    batch = {k: mx.expand_dims(v, 1) for k, v in to_mlx_batch(protein_batch(n)).items()}
+    s_input, s, z = (mx.array(a) for a in trunk_outputs(n))
+    x = 30 * mx.random.normal((1, samples, batch["atom_mask"].shape[-1], 3))
+
+    def run() -> None:
+        mx.eval(module(batch, x, mx.array(25.0), s_input, s, z, chunk_size))
+    return run
+
+
+def measure(run: Callable[[], None], repeats: int) -> list[float]:
+    run()  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def peak_rss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("part", choices=["block", "trunk", "diffusion"])
+    parser.add_argument("--n", type=int, required=True)
+    parser.add_argument("--framework", choices=["mlx", "torch"], required=True)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="PyTorch threads")
+    parser.add_argument("--cycles", type=int, default=1, help="trunk cycles")
+    parser.add_argument("--chunk-size", type=int, default=None, help="MLX chunk size")
+    args = parser.parse_args()
+    runs = {
+        ("torch", "block"): lambda: torch_block(args.n, args.threads),
+        ("torch", "trunk"): lambda: torch_trunk(args.n, args.threads, args.cycles),
+        ("torch", "diffusion"): lambda: torch_diffusion(args.n, args.threads),
+        ("mlx", "block"): lambda: mlx_block(args.n, args.chunk_size),
+        ("mlx", "trunk"): lambda: mlx_trunk(args.n, args.cycles, args.chunk_size),
+        ("mlx", "diffusion"): lambda: mlx_diffusion(args.n, args.chunk_size),
+    }
+    run = runs[args.framework, args.part]()
+    times = measure(run, args.repeats)
+    result: dict[str, Any] = {**vars(args), "times_s": [round(t, 3) for t in times],
+                              "median_s": round(statistics.median(times), 3),
+                              "peak_rss_gib": round(peak_rss_kib() / 2**20, 2)}
+    if args.framework == "mlx":
+        import mlx.core as mx
+
+        result["mlx_peak_gib"] = round(mx.get_peak_memory() / 2**30, 2)
+        result["mlx_device"] = str(mx.default_device())
+        result["mlx_blas"] = "openblas" if use_openblas() else "reference"
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
