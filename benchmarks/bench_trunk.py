@@ -3,13 +3,15 @@
     python benchmarks/bench_trunk.py block --n 256 --framework mlx --repeats 5
     python benchmarks/bench_trunk.py trunk --n 128 --framework torch --repeats 3
     python benchmarks/bench_trunk.py diffusion --n 256 --framework mlx --repeats 5
+    python benchmarks/bench_trunk.py model --n 100 --framework torch --repeats 2 --warmups 0
 
 Each call measures one (part, N, framework) in a fresh process and prints one JSON line: the
 wall time of every run after one warm-up, their median, and the process's peak resident memory
 (and MLX's own peak). Default OpenFold3 channel sizes, random weights, float32. The trunk runs
 the full architecture (48 PairFormer blocks) on a featurised protein of N residues, single
 sequence, with `--cycles` trunk cycles (OpenFold3's default is 4). The diffusion step is one call of the
-full-size diffusion module on the same protein, 5 samples, random trunk outputs.
+full-size diffusion module on the same protein, 5 samples, random trunk outputs. The model is
+the whole network at OpenFold3's defaults (3 recycles, 200 steps), one sample.
 FOLDSCREEN_MLX_BLAS=reference
 measures MLX with its own reference BLAS instead of OpenBLAS.
 """
@@ -166,8 +168,42 @@ def mlx_diffusion(n: int, chunk_size: int | None, samples: int = 5) -> Callable[
     return run
 
 
-def measure(run: Callable[[], None], repeats: int) -> list[float]:
-    run()  # warm-up
+def model_settings() -> Any:
+    from foldscreen.inference.model_config import model_config
+    from foldscreen.inference.settings import InferenceSettings
+
+    return model_config(InferenceSettings(weights="released", samples=1))
+
+
+def torch_model(n: int, threads: int) -> Callable[[], None]:
+    import torch
+    from openfold3.projects.of3_all_atom.model import OpenFold3
+
+    torch.set_num_threads(threads)
+    model = OpenFold3(model_settings()).eval()
+    batch = protein_batch(n)
+
+    def run() -> None:
+        with torch.no_grad():
+            model(dict(batch))
+    return run
+
+
+def mlx_model(n: int, chunk_size: int | None) -> Callable[[], None]:
+    from foldscreen.model.batch import to_mlx_batch
+    from foldscreen.model.openfold3 import OpenFold3
+
+    model = OpenFold3(model_settings().architecture)
+    batch = to_mlx_batch(protein_batch(n))
+
+    def run() -> None:
+        model(batch, seed=1, chunk_size=chunk_size)  # evaluates its outputs
+    return run
+
+
+def measure(run: Callable[[], None], repeats: int, warmups: int) -> list[float]:
+    for _ in range(warmups):
+        run()
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -182,10 +218,11 @@ def peak_rss_kib() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["block", "trunk", "diffusion"])
+    parser.add_argument("part", choices=["block", "trunk", "diffusion", "model"])
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--framework", choices=["mlx", "torch"], required=True)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmups", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads")
     parser.add_argument("--cycles", type=int, default=1, help="trunk cycles")
     parser.add_argument("--chunk-size", type=int, default=None, help="MLX chunk size")
@@ -197,9 +234,11 @@ def main() -> None:
         ("mlx", "block"): lambda: mlx_block(args.n, args.chunk_size),
         ("mlx", "trunk"): lambda: mlx_trunk(args.n, args.cycles, args.chunk_size),
         ("mlx", "diffusion"): lambda: mlx_diffusion(args.n, args.chunk_size),
+        ("torch", "model"): lambda: torch_model(args.n, args.threads),
+        ("mlx", "model"): lambda: mlx_model(args.n, args.chunk_size),
     }
     run = runs[args.framework, args.part]()
-    times = measure(run, args.repeats)
+    times = measure(run, args.repeats, args.warmups)
     result: dict[str, Any] = {**vars(args), "times_s": [round(t, 3) for t in times],
                               "median_s": round(statistics.median(times), 3),
                               "peak_rss_gib": round(peak_rss_kib() / 2**20, 2)}

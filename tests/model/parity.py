@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlx.core as mx
 import numpy as np
 import torch
@@ -54,3 +56,23 @@ def relative_error(mlx_out: mx.array, torch_out: torch.Tensor) -> float:
     reference = torch_out.detach().double().numpy()
     difference = np.asarray(mlx_out, dtype=np.float64) - reference
     return float(np.linalg.norm(difference) / np.linalg.norm(reference))
+
+
+def featurised_batch(folder: Path, sequences: dict[str, str], ligand_smiles: str | None = None,
+               seed: int = 1) -> dict:
+    """OpenFold3's feature batch (PyTorch, batch size 1) of protein chains named by their ids,
+    with an optional SMILES ligand as the last chain, and query-only MSAs."""
+    from foldscreen.inference.featurise import featurise, query_set, silence_known_warnings
+    from foldscreen.queries import Chain
+
+    silence_known_warnings()
+    chains, msa_paths = [], {}
+    for chain_id, sequence in sequences.items():
+        (folder / chain_id).mkdir()
+        path = folder / chain_id / "colabfold_main.a3m"
+        path.write_text(f">query\n{sequence}\n")
+        msa_paths[chain_id] = str(path)
+        chains.append(Chain("protein", (chain_id,), sequence=sequence))
+    if ligand_smiles:
+        chains.append(Chain("ligand", ("C",), smiles=ligand_smiles))
+    return featurise(query_set("q", tuple(chains), msa_paths), "q", seed, folder)

@@ -38,7 +38,7 @@ from foldscreen.model.sampler import (
     sample_atom_positions,
 )
 
-from .parity import TOLERANCE, inputs, port, randomise, relative_error
+from .parity import TOLERANCE, featurised_batch, inputs, port, randomise, relative_error
 
 N_QUERY, N_KEY = 32, 128  # OpenFold3's real windows
 CONDITIONING = dict(c_s_input=20, c_s=16, c_z=12, c_fourier_emb=24, max_relative_idx=32,
@@ -160,22 +160,8 @@ def test_parameters_are_openfold3s(weights, monkeypatch):
 @pytest.fixture(scope="module")
 def real_batch(tmp_path_factory) -> dict:
     """OpenFold3's features of two protein chains and an acetic acid ligand."""
-    from foldscreen.inference.featurise import featurise, query_set, silence_known_warnings
-    from foldscreen.queries import Chain
-
-    silence_known_warnings()
-    scratch = tmp_path_factory.mktemp("featurise")
-    sequences = {"A": "MKTAYIAKQRQ", "B": "GSHMKEL"}
-    msa_paths = {}
-    for chain_id, sequence in sequences.items():
-        (scratch / chain_id).mkdir()
-        path = scratch / chain_id / "colabfold_main.a3m"
-        path.write_text(f">query\n{sequence}\n")
-        msa_paths[chain_id] = str(path)
-    chains = tuple(Chain("protein", (chain_id,), sequence=sequence)
-                   for chain_id, sequence in sequences.items())
-    chains += (Chain("ligand", ("C",), smiles="CC(=O)O"),)
-    return featurise(query_set("q", chains, msa_paths), "q", 1, scratch)
+    return featurised_batch(tmp_path_factory.mktemp("featurise"), {"A": "MKTAYIAKQRQ", "B": "GSHMKEL"},
+                      "CC(=O)O")
 
 
 @pytest.fixture(scope="module")

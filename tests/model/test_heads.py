@@ -33,7 +33,7 @@ from foldscreen.model.heads import (
     representative_atom_index,
 )
 
-from .parity import TOLERANCE, inputs, port, randomise, relative_error
+from .parity import TOLERANCE, featurised_batch, inputs, port, randomise, relative_error
 
 SAMPLES = 2
 LOGITS = ("plddt_logits", "experimentally_resolved_logits", "pde_logits", "pae_logits",
@@ -49,22 +49,7 @@ def drift(chunked: mx.array, whole: mx.array) -> float:
 def complex_batch(tmp_path_factory) -> dict:
     """OpenFold3's features of protein + protein (starting with a glycine) + methyl acetate,
     19 tokens and 114 atoms, with the sample axis added as `OpenFold3.forward` adds it."""
-    from foldscreen.inference.featurise import featurise, query_set, silence_known_warnings
-    from foldscreen.queries import Chain
-
-    silence_known_warnings()
-    scratch = tmp_path_factory.mktemp("heads")
-    sequences = {"A": "MKTAYIAK", "B": "GSHMKE"}
-    msa_paths = {}
-    for chain_id, sequence in sequences.items():
-        (scratch / chain_id).mkdir()
-        path = scratch / chain_id / "colabfold_main.a3m"
-        path.write_text(f">query\n{sequence}\n")
-        msa_paths[chain_id] = str(path)
-    chains = tuple(Chain("protein", (chain_id,), sequence=sequence)
-                   for chain_id, sequence in sequences.items())
-    chains += (Chain("ligand", ("C",), smiles="CC(=O)OC"),)
-    batch = featurise(query_set("q", chains, msa_paths), "q", 1, scratch)
+    batch = featurised_batch(tmp_path_factory.mktemp("heads"), {"A": "MKTAYIAK", "B": "GSHMKE"}, "CC(=O)OC")
     return {key: value.unsqueeze(1) if isinstance(value, torch.Tensor) else value
             for key, value in batch.items()}
 

@@ -26,9 +26,10 @@ from foldscreen.model.atom_attention import (
     DiffusionTransformer,
     aggregate_to_tokens,
 )
+from foldscreen.model.batch import to_mlx_batch
 from foldscreen.model.input_embedder import InputEmbedderAllAtom, token_positions
 
-from .parity import TOLERANCE, inputs, port, randomise, relative_error
+from .parity import TOLERANCE, featurised_batch, inputs, port, randomise, relative_error
 
 N_QUERY, N_KEY = 32, 128  # OpenFold3's real windows
 ENCODER = dict(c_atom_ref={"element": 119, "name_chars": 256}, c_atom=16, c_atom_pair=8,
@@ -47,36 +48,11 @@ def atom_mask(n_batch: int, n_atom: int, n_padding: tuple[int, ...], seed: int =
     return mask
 
 
-def to_mlx(batch: dict) -> dict[str, mx.array]:
-    """The tensors of a featurised batch as MLX arrays: float32 floats, int32 integers."""
-    converted = {}
-    for key, value in batch.items():
-        if isinstance(value, torch.Tensor):
-            array = value.numpy()
-            converted[key] = mx.array(array.astype(
-                np.float32 if np.issubdtype(array.dtype, np.floating) else np.int32))
-    return converted
-
-
 @pytest.fixture(scope="module")
 def real_batch(tmp_path_factory) -> dict:
     """OpenFold3's featurisation of two protein chains and an ethanol ligand (149 atoms)."""
-    from foldscreen.inference.featurise import featurise, query_set, silence_known_warnings
-    from foldscreen.queries import Chain
-
-    silence_known_warnings()
-    scratch = tmp_path_factory.mktemp("featurise")
-    sequences = {"A": "MKTAYIAKQRQ", "B": "GSHMKEL"}
-    msa_paths = {}
-    for chain_id, sequence in sequences.items():
-        (scratch / chain_id).mkdir()
-        path = scratch / chain_id / "colabfold_main.a3m"
-        path.write_text(f">query\n{sequence}\n")
-        msa_paths[chain_id] = str(path)
-    chains = tuple(Chain("protein", (chain_id,), sequence=sequence)
-                   for chain_id, sequence in sequences.items())
-    chains += (Chain("ligand", ("C",), smiles="CCO"),)
-    batch = featurise(query_set("q", chains, msa_paths), "q", 7, scratch)
+    batch = featurised_batch(tmp_path_factory.mktemp("featurise"),
+                       {"A": "MKTAYIAKQRQ", "B": "GSHMKEL"}, "CCO", seed=7)
     assert batch["atom_mask"].shape[-1] % N_QUERY != 0  # windows with padding
     return batch
 
@@ -140,7 +116,7 @@ def test_relative_position_encoding(cyclic):
     embedder.linear_relpos.weight = mx.array(linear.weight.detach().numpy())
     with torch.no_grad():
         reference = linear(relpos_complex(batch, 32, 2))
-    positions = token_positions(to_mlx(batch))
+    positions = token_positions(to_mlx_batch(batch))
     ours = embedder.relative_position_encoding(positions[..., :, None, :],
                                                positions[..., None, :, :])
     assert relative_error(ours, reference) <= TOLERANCE
@@ -156,7 +132,7 @@ def test_input_embedder_on_a_featurised_batch(real_batch, embedders):
     reference, ours = embedders
     with torch.no_grad():
         expected = reference(real_batch)
-    batch = to_mlx(real_batch)
+    batch = to_mlx_batch(real_batch)
     for out_m, out_t in zip(ours(batch), expected, strict=True):
         assert out_m.shape == tuple(out_t.shape)
         assert relative_error(out_m, out_t) <= TOLERANCE
@@ -164,7 +140,7 @@ def test_input_embedder_on_a_featurised_batch(real_batch, embedders):
 
 def test_chunked_pair_is_unchunked(real_batch, embedders):
     ours = embedders[1]
-    batch = to_mlx(real_batch)
+    batch = to_mlx_batch(real_batch)
     whole = ours(batch)[2]
     for size in (4, 7):
         assert relative_error(ours(batch, chunk_size=size)[2], torch.from_numpy(np.array(whole))) \
@@ -181,7 +157,7 @@ def test_encoder_with_noisy_positions_and_trunk_conditioning(real_batch):
     z_t, z_m = inputs(1, 1, n_token, n_token, 12, seed=2)
     with torch.no_grad():
         expected = reference(batch_t, rl=r_t, si_trunk=s_t, zij_trunk=z_t)
-    batch = to_mlx(batch_t)
+    batch = to_mlx_batch(batch_t)
     for chunk_size in (None, 5):
         for out_m, out_t in zip(ours(batch, r_m, s_m, z_m, chunk_size), expected, strict=True):
             assert out_m.shape == tuple(out_t.shape)

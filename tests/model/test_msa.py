@@ -29,7 +29,7 @@ from foldscreen.model.msa import (
     OuterProductMean,
 )
 
-from .parity import TOLERANCE, inputs, mask, port, randomise, relative_error
+from .parity import TOLERANCE, featurised_batch, inputs, mask, port, randomise, relative_error
 
 N_SEQ, N, C_M, C_Z = 5, 11, 8, 16  # odd N
 
@@ -116,19 +116,7 @@ def test_msa_module_stack_and_chunking():
 @pytest.fixture(scope="module")
 def featurised(tmp_path_factory):
     """OpenFold3's inference batch for two protein chains (7 + 4 = 11 tokens), query-only MSAs."""
-    from foldscreen.inference.featurise import featurise, query_set, silence_known_warnings
-    from foldscreen.queries import Chain
-
-    silence_known_warnings()
-    scratch = tmp_path_factory.mktemp("msa_batch")
-    chains, paths = [], {}
-    for chain_id, sequence in (("A", "MKTAYIA"), ("B", "GSHM")):
-        (scratch / chain_id).mkdir()
-        path = scratch / chain_id / "colabfold_main.a3m"
-        path.write_text(f">query\n{sequence}\n")
-        chains.append(Chain("protein", (chain_id,), sequence=sequence))
-        paths[chain_id] = str(path)
-    return featurise(query_set("q", tuple(chains), paths), "q", 1, scratch)
+    return featurised_batch(tmp_path_factory.mktemp("msa_batch"), {"A": "MKTAYIA", "B": "GSHM"})
 
 
 EMBEDDER_CONFIG = dict(c_m_feats=34, c_m=C_M, c_s_input=20, subsample_main_msa=False,

@@ -25,7 +25,7 @@ from foldscreen.model.template import (
     TemplatePairStack,
 )
 
-from .parity import TOLERANCE, inputs, mask, port, randomise, relative_error
+from .parity import TOLERANCE, featurised_batch, inputs, mask, port, randomise, relative_error
 
 N, C_T, C_Z = 11, 8, 16  # odd N: chains of 7 and 4 tokens
 
@@ -45,19 +45,7 @@ CONFIG = dict(
 @pytest.fixture(scope="module")
 def featurised(tmp_path_factory):
     """OpenFold3's inference batch for two protein chains (7 + 4 = 11 tokens), no templates."""
-    from foldscreen.inference.featurise import featurise, query_set, silence_known_warnings
-    from foldscreen.queries import Chain
-
-    silence_known_warnings()
-    scratch = tmp_path_factory.mktemp("template_batch")
-    chains, paths = [], {}
-    for chain_id, sequence in (("A", "MKTAYIA"), ("B", "GSHM")):
-        (scratch / chain_id).mkdir()
-        path = scratch / chain_id / "colabfold_main.a3m"
-        path.write_text(f">query\n{sequence}\n")
-        chains.append(Chain("protein", (chain_id,), sequence=sequence))
-        paths[chain_id] = str(path)
-    batch = featurise(query_set("q", tuple(chains), paths), "q", 1, scratch)
+    batch = featurised_batch(tmp_path_factory.mktemp("template_batch"), {"A": "MKTAYIA", "B": "GSHM"})
     return {key: batch[key] for key in (*TEMPLATE_FEATURES, "asym_id", "token_mask")}
 
 
