@@ -152,9 +152,8 @@ def test_pair_block_as_template_pair_block(tri_mul_first):
     assert relative_error(ours(t_m, keep_m), out_t) <= TOLERANCE
 
 
-def test_pairformer_block():
-    reference = randomise(TorchPairFormerBlock(**PAIRFORMER, **TORCH_ONLY))
-    ours = port(reference, PairFormerBlock(**PAIRFORMER))
+def assert_single_and_pair_agree(reference, ours):
+    """Both modules on the same s, z and masks: s and z agree; returns the MLX outputs."""
     (s_t, s_m), (z_t, z_m) = inputs(B, N, C_S), inputs(B, N, N, C_Z, seed=1)
     (single_t, single_m), (pair_t, pair_m) = token_masks()
     with torch.no_grad():
@@ -162,19 +161,21 @@ def test_pairformer_block():
     s_out_m, z_out_m = ours(s_m, z_m, single_m, pair_m)
     assert relative_error(s_out_m, s_out_t) <= TOLERANCE
     assert relative_error(z_out_m, z_out_t) <= TOLERANCE
+    return s_out_m, z_out_m
+
+
+def test_pairformer_block():
+    reference = randomise(TorchPairFormerBlock(**PAIRFORMER, **TORCH_ONLY))
+    assert_single_and_pair_agree(reference, port(reference, PairFormerBlock(**PAIRFORMER)))
 
 
 def test_pairformer_stack_of_two_blocks_chunked_or_not():
     reference = randomise(TorchPairFormerStack(**PAIRFORMER, **TORCH_ONLY, no_blocks=2,
                                                blocks_per_ckpt=None))
     ours = port(reference, PairFormerStack(**PAIRFORMER, no_blocks=2))
-    (s_t, s_m), (z_t, z_m) = inputs(B, N, C_S), inputs(B, N, N, C_Z, seed=1)
-    (single_t, single_m), (pair_t, pair_m) = token_masks()
-    with torch.no_grad():
-        s_out_t, z_out_t = reference(s_t, z_t, single_t, pair_t)
-    s_out_m, z_out_m = ours(s_m, z_m, single_m, pair_m)
-    assert relative_error(s_out_m, s_out_t) <= TOLERANCE
-    assert relative_error(z_out_m, z_out_t) <= TOLERANCE
+    s_out_m, z_out_m = assert_single_and_pair_agree(reference, ours)
+    (_, s_m), (_, z_m) = inputs(B, N, C_S), inputs(B, N, N, C_Z, seed=1)
+    (_, single_m), (_, pair_m) = token_masks()
     s_chunk, z_chunk = ours(s_m, z_m, single_m, pair_m, chunk_size=4)
     assert drift(s_chunk, s_out_m) <= 1e-6
     assert drift(z_chunk, z_out_m) <= 1e-6

@@ -49,12 +49,18 @@ def validate(query: Query, limits: Limits) -> Query | Failure:
 def ligand_atoms(chain: Chain) -> int | None:
     """Heavy atoms of a ligand (its tokens), or None for polymers and unknown ligands."""
     if chain.smiles is not None:
-        mol = Chem.MolFromSmiles(chain.smiles)
-        return mol.GetNumHeavyAtoms() if mol is not None else None
+        return smiles_heavy_atoms(chain.smiles)
     if chain.ccd_codes:
         counts = [ccd_heavy_atoms(code) for code in chain.ccd_codes]
         return None if None in counts else sum(c for c in counts if c is not None)
     return None
+
+
+@lru_cache(maxsize=4096)
+def smiles_heavy_atoms(smiles: str) -> int | None:
+    """Heavy atoms of a SMILES string, parsed once; None if RDKit cannot parse it."""
+    mol = Chem.MolFromSmiles(smiles)
+    return mol.GetNumHeavyAtoms() if mol is not None else None
 
 
 @lru_cache(maxsize=4096)
@@ -100,7 +106,7 @@ def _check_ligand(chain: Chain) -> tuple[str, str] | None:
     if chain.smiles is not None:
         if not chain.smiles.strip():
             return "smiles", "empty SMILES string"
-        if Chem.MolFromSmiles(chain.smiles) is None:
+        if smiles_heavy_atoms(chain.smiles) is None:
             return "smiles", f"RDKit cannot parse the SMILES string {chain.smiles!r}"
         return None
     codes = chain.ccd_codes or ()
