@@ -1,0 +1,184 @@
+"""Local alignment search with the real binaries: MMseqs2 (many queries at once) and jackhmmer.
+
+Each search runs in its own temporary folder under the work folder. A FASTA database named for
+MMseqs2 is turned into an MMseqs2 database once and kept in `<workdir>/databases/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .formats import Failure, alignment_to_a3m, format_a3m, merge_a3m, stockholm_to_a3m
+
+TOOLS = {"mmseqs2": "mmseqs", "jackhmmer": "jackhmmer"}
+INSTALL = {"mmseqs": "the Debian package `mmseqs2` or the conda package `bioconda::mmseqs2`",
+           "jackhmmer": "the Debian package `hmmer` or the conda package `bioconda::hmmer`"}
+QUERY_HEADER = "query"
+HIT_FIELDS = "query,target,theader,qstart,qend,qaln,taln"
+
+
+class SearchError(RuntimeError):
+    """A search tool is missing, a database is unusable or a search failed."""
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    tool: str                      # "mmseqs2" | "jackhmmer"
+    databases: tuple[Path, ...]    # mmseqs2: MMseqs2 databases or FASTA files; jackhmmer: FASTA files
+    threads: int = 2
+    sensitivity: float = 7.5       # mmseqs -s
+    iterations: int = 3            # mmseqs --num-iterations / jackhmmer -N
+    evalue: float = 1e-3
+    max_seqs: int = 10000          # cap on rows per alignment
+
+    def __post_init__(self) -> None:
+        if self.tool not in TOOLS:
+            raise ValueError(f"unknown local search tool {self.tool!r} (use one of {', '.join(TOOLS)})")
+        if not self.databases:
+            raise ValueError(f"local search with {self.tool} needs at least one database")
+        object.__setattr__(self, "databases", tuple(Path(db) for db in self.databases))
+
+    @property
+    def database_version(self) -> str:
+        """What defines the search's results, for cache keys: tool, parameters and databases."""
+        parts = [f"{self.tool} s={self.sensitivity} iterations={self.iterations} "
+                 f"e={self.evalue} max_seqs={self.max_seqs}"]
+        parts += [f"{db.resolve()} {database_stamp(db)}" for db in self.databases]
+        return "; ".join(parts)
+
+
+def database_stamp(db: Path) -> str:
+    """Size and modification time of a database's files (its version when they change)."""
+    files = [db] if db.is_file() else sorted(db.parent.glob(f"{db.name}*"))
+    stats = [(f.name, f.stat()) for f in files if f.is_file()]
+    return ",".join(f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in stats) or "missing"
+
+
+def search_unpaired(settings: LocalSettings, sequences: Sequence[str],
+                    workdir: Path) -> dict[str, str | Failure]:
+    """Unique protein sequences -> A3M text (query first, deletions '-', insertions lower case)
+    or a Failure(reason)."""
+    unique = list(dict.fromkeys(sequences))
+    if not unique:
+        return {}
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        binary = find_binary(TOOLS[settings.tool])
+        if settings.tool == "mmseqs2":
+            return mmseqs_search(binary, settings, unique, workdir)
+        return {sequence: jackhmmer_search(binary, settings, sequence, workdir) for sequence in unique}
+    except SearchError as err:
+        return dict.fromkeys(unique, Failure(str(err)))
+
+
+def find_binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise SearchError(f"`{name}` was not found on PATH: install {INSTALL[name]}")
+    return path
+
+
+def run_tool(command: list[str], cwd: Path) -> None:
+    """Run one tool command; a failure becomes a SearchError with the end of its output."""
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr + result.stdout).strip().splitlines()[-8:])
+        raise SearchError(f"{Path(command[0]).name} {command[1]} failed (exit {result.returncode}): {tail}")
+
+
+# --- MMseqs2 -------------------------------------------------------------------------------------
+
+
+def mmseqs_search(binary: str, settings: LocalSettings, unique: list[str], workdir: Path) -> dict[str, str]:
+    """Every query against every database in one run per database; hits merged per query."""
+    databases = [mmseqs_database(binary, db, workdir) for db in settings.databases]
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="mmseqs.") as tmp:
+        run = Path(tmp)
+        (run / "queries.fasta").write_text("".join(f">{i}\n{s}\n" for i, s in enumerate(unique)))
+        run_tool([binary, "createdb", "queries.fasta", "qdb", "-v", "1"], run)
+        per_database = [mmseqs_hits(binary, settings, db, run, number, unique)
+                        for number, db in enumerate(databases)]
+    return {sequence: merge_a3m([format_a3m([(QUERY_HEADER, sequence), *hits[index]])
+                                 for hits in per_database], settings.max_seqs)
+            for index, sequence in enumerate(unique)}
+
+
+def mmseqs_database(binary: str, db: Path, workdir: Path) -> Path:
+    """An MMseqs2 database path: `db` itself, or the cached conversion of a FASTA file."""
+    if Path(f"{db}.dbtype").is_file():
+        return db
+    if not db.is_file():
+        raise SearchError(f"database {db} is neither an MMseqs2 database ({db}.dbtype) nor a FASTA file")
+    key = hashlib.sha256(f"{db.resolve()} {database_stamp(db)}".encode()).hexdigest()[:24]
+    final = workdir / "databases" / key
+    if not (final / "db.dbtype").is_file():
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}.", suffix=".tmp"))
+        try:
+            run_tool([binary, "createdb", str(db.resolve()), "db", "-v", "1"], tmp)
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / "db.dbtype").is_file():  # another job renamed its copy in first
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final / "db"
+
+
+def mmseqs_hits(binary: str, settings: LocalSettings, db: Path, run: Path, number: int,
+                unique: list[str]) -> list[list[tuple[str, str]]]:
+    """A3M rows (full target header, aligned row) of each query's hits in one database, best first."""
+    res, hits = f"res{number}", run / f"hits{number}.tsv"
+    run_tool([binary, "search", "qdb", str(db.resolve()), res, f"tmp{number}", "-a",
+              "-s", str(settings.sensitivity), "--num-iterations", str(settings.iterations),
+              "-e", str(settings.evalue), "--max-seqs", str(settings.max_seqs),
+              "--threads", str(settings.threads), "-v", "1"], run)
+    run_tool([binary, "convertalis", "qdb", str(db.resolve()), res, hits.name,
+              "--format-output", HIT_FIELDS, "--threads", str(settings.threads), "-v", "1"], run)
+    rows: list[list[tuple[str, str]]] = [[] for _ in unique]
+    for line in hits.read_text().splitlines():
+        query, _target, header, qstart, qend, qaln, taln = line.split("\t")
+        length = len(unique[int(query)])
+        rows[int(query)].append((header, a3m_row(int(qstart), int(qend), qaln, taln, length)))
+    return rows
+
+
+def a3m_row(qstart: int, qend: int, qaln: str, taln: str, length: int) -> str:
+    """A hit's A3M row over the whole query, from its local alignment (1-based query range)."""
+    return "-" * (qstart - 1) + alignment_to_a3m(qaln, taln) + "-" * (length - qend)
+
+
+# --- jackhmmer -----------------------------------------------------------------------------------
+
+
+def jackhmmer_search(binary: str, settings: LocalSettings, sequence: str, workdir: Path) -> str | Failure:
+    """One query against every FASTA database; Stockholm results converted and merged."""
+    try:
+        return merge_a3m(jackhmmer_alignments(binary, settings, sequence, workdir), settings.max_seqs)
+    except SearchError as err:
+        return Failure(str(err))
+
+
+def jackhmmer_alignments(binary: str, settings: LocalSettings, sequence: str, workdir: Path) -> list[str]:
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="jackhmmer.") as tmp:
+        run = Path(tmp)
+        (run / "query.fasta").write_text(f">{QUERY_HEADER}\n{sequence}\n")
+        alignments = []
+        for number, db in enumerate(settings.databases):
+            if not db.is_file():
+                raise SearchError(f"database {db} is not a FASTA file (jackhmmer searches FASTA files)")
+            out = run / f"hits{number}.sto"
+            run_tool([binary, "-N", str(settings.iterations), "-E", str(settings.evalue),
+                      "--incE", str(settings.evalue), "--cpu", str(settings.threads),
+                      "-A", out.name, "-o", os.devnull, "--noali", "query.fasta", str(db.resolve())], run)
+            alignments.append(stockholm_to_a3m(out.read_text(), settings.max_seqs)
+                              if out.is_file() else f">{QUERY_HEADER}\n{sequence}\n")
+    return alignments
