@@ -6,16 +6,21 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/msa.smk"
 include: "workflow/rules/inference.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         final_tables(),
+        f"{OUT}/report.html",
     default_target: True
 
 

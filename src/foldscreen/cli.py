@@ -4,6 +4,7 @@
     foldscreen msa --out results/my_screen
     foldscreen predict --out results/my_screen --samples 5
     foldscreen aggregate --out results/my_screen
+    foldscreen report --out results/my_screen
 
 Stages read and write the same files as the workflow's rules, with one chunk named `all`.
 `convert-weights` converts an OpenFold3 checkpoint once to safetensors, for the MLX backend:
@@ -59,7 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     aggregate = sub.add_parser("aggregate", help="combine every chunk into the ranked tables")
     aggregate.set_defaults(run=_aggregate)
 
-    for stage in (ingest, msa, predict, aggregate):
+    report = sub.add_parser("report", help="write report.html from the screen's tables")
+    report.set_defaults(run=_report)
+
+    for stage in (ingest, msa, predict, aggregate, report):
         stage.add_argument("--out", type=Path, required=True, help="the screen's results folder")
 
     convert = sub.add_parser("convert-weights", help="convert an OpenFold3 checkpoint to safetensors")
@@ -110,6 +114,13 @@ def _aggregate(args: argparse.Namespace) -> None:
         tables("ingest"), tables("ingest", True), tables("msa"), tables("inference"),
         tables("inference", True),
         args.out / "samples.parquet", args.out / "queries.parquet", args.out / "failures.parquet")
+
+
+def _report(args: argparse.Namespace) -> None:
+    from .reports.html import write_report
+
+    write_report(args.out, args.out / "report.html")
+    print(args.out / "report.html")
 
 
 def _convert_weights(args: argparse.Namespace) -> None:

@@ -1,0 +1,168 @@
+"""The HTML report of a real small screen, opened in a real headless Chromium (driven by Selenium)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_snakemake
+
+from foldscreen.cli import main
+from foldscreen.reports.figures import PAE_HIGH, PAE_LOW, PAE_MAX, heatmap_png
+from foldscreen.reports.html import SCATTER_POINTS, TABLE_ROWS, render_report
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def out(finished_screen) -> Path:
+    return finished_screen / "results" / "test"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not look for drivers online
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def page(browser, out):
+    browser.get((out / "report.html").resolve().as_uri())
+    return browser
+
+
+def texts(page, selector: str) -> list[str]:
+    return page.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.textContent)", selector)
+
+
+def test_glance_and_failures(page, out):
+    assert "Demo weights" in page.find_element("id", "demo-warning").text
+    counts = {k: page.find_element("css selector", f"#count-{k} .n").text
+              for k in ("queries", "predicted", "failed", "pending", "samples")}
+    assert counts == {"queries": "5", "predicted": "3", "failed": "2", "pending": "0", "samples": "6"}
+    failures = pd.read_parquet(out / "failures.parquet")
+    assert texts(page, "#table-failures tbody td:nth-child(1)") == list(failures["query_id"])
+    assert texts(page, "#table-failures tbody td:nth-child(4)") == list(failures["reason"])
+
+
+def test_histogram_and_scatter(page, out):
+    queries = pd.read_parquet(out / "queries.parquet")
+    bars = page.execute_script(
+        "return Array.from(document.querySelectorAll('svg.histogram rect.bar'))"
+        ".map(b => [+b.dataset.count, b.getBoundingClientRect().height])")
+    assert len(bars) == 20 and sum(count for count, _ in bars) == 3
+    assert all((height > 1) == (count > 0) for count, height in bars)  # drawn: tall where counted
+
+    dots = page.find_elements("css selector", "svg.scatter circle.dot")
+    titles = sorted(texts(page, "svg.scatter circle.dot title"))
+    assert len(dots) == 3 and all(d.size["width"] > 0 for d in dots)
+    expected = sorted(f"{r.query_id}: ipTM {r.iptm:.3f}, pTM {r.ptm:.3f}, score {r.sample_ranking_score:.3f}"
+                      for r in queries.itertuples())
+    assert titles == expected
+
+
+def test_top_hits_profiles_and_heatmaps(page, out):
+    queries = pd.read_parquet(out / "queries.parquet")
+    hits = page.find_elements("css selector", "article.hit")
+    assert [h.get_attribute("data-query") for h in hits] == list(queries["query_id"])  # best first
+    for hit, row in zip(hits, queries.itertuples()):
+        line = hit.find_element("css selector", "polyline.plddt").get_attribute("points")
+        assert len(line.split()) == row.n_tokens
+        confidences = json.loads(Path(out.parents[1], row.best_model_path.replace(
+            "_model.cif", "_confidences.json")).read_text())
+        # the PAE image drawn onto a canvas in the page: one pixel per token, coloured by PAE
+        pixels = page.execute_script("""
+            const img = arguments[0], canvas = document.createElement('canvas');
+            canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+            const ctx = canvas.getContext('2d'); ctx.drawImage(img, 0, 0);
+            return [img.naturalWidth, Array.from(ctx.getImageData(0, 0, img.naturalWidth, 1).data)];""",
+            hit.find_element("css selector", "img.pae"))
+        width, first_row = pixels
+        assert width == row.n_tokens
+        t = np.clip(np.asarray(confidences["pae"][0]) / PAE_MAX, 0, 1)[:, None]
+        expected = np.rint(PAE_LOW * (1 - t) + PAE_HIGH * t)
+        drawn = np.asarray(first_row).reshape(-1, 4)[:, :3]
+        assert np.abs(drawn - expected).max() <= 1
+        assert (drawn != 255).any()  # not blank
+
+
+def test_table_sorts_on_header_click(page, out):
+    queries = pd.read_parquet(out / "queries.parquet")
+
+    def column(n: int) -> list[str]:
+        return texts(page, f"#table-queries tbody td:nth-child({n})")
+
+    assert column(1) == list(queries["query_id"])  # as ranked
+    header = page.find_elements("css selector", "#table-queries th")
+    header[0].click()
+    assert column(1) == sorted(queries["query_id"])
+    header[0].click()
+    assert column(1) == sorted(queries["query_id"], reverse=True)
+    header[8].click()  # tokens: numeric
+    assert [int(v) for v in column(9)] == sorted(queries["n_tokens"])
+    assert header[8].get_attribute("aria-sort") == "ascending"
+
+
+def test_cli_writes_the_same_report(finished_screen, out, tmp_path, monkeypatch):
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy / "results" / "test", symlinks=True)
+    (copy / "results" / "test" / "report.html").unlink()
+    monkeypatch.chdir(copy)
+    main(["report", "--out", "results/test"])
+    assert (copy / "results/test/report.html").read_bytes() == (out / "report.html").read_bytes()
+
+
+def test_large_screen_report_is_bounded(out, tmp_path, monkeypatch):
+    """100,000 queries: the table keeps the best 1,000, the scatter 5,000 points, the file stays small."""
+    queries = pd.read_parquet(out / "queries.parquet")
+    n = 100_000
+    big = queries.iloc[np.arange(n) % len(queries)].reset_index(drop=True)
+    rng = np.random.default_rng(0)
+    big["query_id"] = [f"q{i:06d}" for i in range(n)]
+    big["iptm"], big["ptm"] = rng.random(n), rng.random(n)
+    big["sample_ranking_score"] = np.sort(0.8 * big["iptm"] + 0.2 * big["ptm"])[::-1]
+    big.to_parquet(tmp_path / "queries.parquet")
+    for name in ("samples", "failures"):
+        shutil.copy(out / f"{name}.parquet", tmp_path / f"{name}.parquet")
+    monkeypatch.chdir(out.parents[1])  # the tables' paths are relative to the workflow's folder
+    html = render_report(tmp_path)
+    assert len(re.findall(r'<circle class="dot', html)) == SCATTER_POINTS
+    rows = re.search(r'<table class="sortable" id="table-queries">.*?</table>', html).group(0)
+    assert rows.count("<tr>") == TABLE_ROWS + 1
+    assert "Showing 1,000 of 100,000" in html and len(html.encode()) < 3_000_000
+
+
+def test_heatmap_of_a_long_query_is_downsampled():
+    png = heatmap_png(np.full((1000, 1000), 5.0))
+    assert png.startswith(b"\x89PNG") and int.from_bytes(png[16:20], "big") == 250  # 1000 / 4
+
+
+def test_snakemake_report(finished_screen, out, tmp_path):
+    archive = tmp_path / "report.zip"
+    run_snakemake(finished_screen, "--report", str(archive))
+    with zipfile.ZipFile(archive) as z:
+        ours = [n for n in z.namelist() if n.startswith("report/data/raw/") and n.endswith("/report.html")]
+        assert len(ours) == 1 and z.read(ours[0]) == (out / "report.html").read_bytes()
+        index = z.read("report/report.html").decode()
+    assert "Screen report" in index and "sorts when a column header" in index  # category, caption

@@ -1,0 +1,16 @@
+rule report:
+    """The screen's HTML report, written from its final tables."""
+    input:
+        final_tables(),
+    output:
+        report(
+            f"{OUT}/report.html",
+            caption="../report/report.rst",
+            category="Screen report",
+        ),
+    conda:
+        "../../envs/foldscreen.yaml"
+    log:
+        f"{OUT}/logs/report.log",
+    script:
+        "../scripts/report.py"
