@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=_predict)
 
     aggregate = sub.add_parser("aggregate", help="combine every chunk into the ranked tables")
+    aggregate.add_argument("--config", type=Path, help="the screen's config (digest kept in metadata)")
     aggregate.set_defaults(run=_aggregate)
 
     report = sub.add_parser("report", help="write report.html from the screen's tables")
@@ -104,16 +105,28 @@ def _predict(args: argparse.Namespace) -> None:
 
 
 def _aggregate(args: argparse.Namespace) -> None:
-    from .reports import aggregate
+    import yaml
 
-    def tables(stage: str, failures: bool = False) -> list[Path]:
-        found = sorted((args.out / stage).glob("*.parquet"))
-        return [p for p in found if p.name.endswith(".failures.parquet") == failures]
+    from .reports import aggregate, chunk_parts, tables_chunk
+    from .reports.metadata import config_sha256
 
-    aggregate(
-        tables("ingest"), tables("ingest", True), tables("msa"), tables("inference"),
-        tables("inference", True),
-        args.out / "samples.parquet", args.out / "queries.parquet", args.out / "failures.parquet")
+    inference = sorted(p for p in (args.out / "inference").glob("*.parquet")
+                       if not p.name.endswith(".failures.parquet"))
+    chunks = [p.stem for p in inference]
+    parts = chunk_parts(args.out / "tables", chunks)
+    for index, table in enumerate(inference):
+        outputs = {name: paths[index] for name, paths in parts.items()}
+        if any(not p.exists() or p.stat().st_mtime < table.stat().st_mtime for p in outputs.values()):
+            tables_chunk(table, outputs)
+    config = yaml.safe_load(args.config.read_text()) if args.config else None
+    aggregate(_tables(args.out, "ingest"), _tables(args.out, "ingest", True), _tables(args.out, "msa"),
+              _tables(args.out, "inference", True), parts, args.out, config_sha256(config))
+    print(f"{args.out}/{{samples,queries,chains,chain_pairs,residues,failures}}.parquet")
+
+
+def _tables(out: Path, stage: str, failures: bool = False) -> list[Path]:
+    found = sorted((out / stage).glob("*.parquet"))
+    return [p for p in found if p.name.endswith(".failures.parquet") == failures]
 
 
 def _report(args: argparse.Namespace) -> None:

@@ -1,6 +1,8 @@
 from snakemake.utils import validate
 
 from foldscreen.plan import plan_screen
+from foldscreen.reports.aggregate import PARTS as TABLE_PARTS, TABLES as REPORT_TABLES
+from foldscreen.reports.metadata import config_sha256
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -28,4 +30,10 @@ def chunk_tables(stage, suffix=""):
 
 
 def final_tables():
-    return expand(f"{OUT}/{{table}}.parquet", table=["samples", "queries", "failures"])
+    """The screen's tables (workflow/schemas/tables/)."""
+    return expand(f"{OUT}/{{table}}.parquet", table=REPORT_TABLES)
+
+
+def config_digest():
+    """Digest of the whole configuration, kept in every table's metadata."""
+    return config_sha256(config)

@@ -2,6 +2,7 @@ from pathlib import Path
 
 from foldscreen import logs
 from foldscreen.reports import aggregate
+from foldscreen.reports.aggregate import PARTS
 
 
 def paths(name: str) -> list[Path]:
@@ -13,9 +14,8 @@ aggregate(
     ingest_tables=paths("queries"),
     ingest_failures=paths("ingest_failures"),
     msa_tables=paths("msa"),
-    sample_tables=paths("samples"),
-    failure_tables=paths("inference_failures"),
-    out_samples=Path(snakemake.output.samples),
-    out_queries=Path(snakemake.output.queries),
-    out_failures=Path(snakemake.output.failures),
+    inference_failures=paths("inference_failures"),
+    parts={name: paths(f"part_{name}") for name in PARTS},
+    out=Path(snakemake.output[0]).parent,
+    config_digest=snakemake.params.config_sha256,
 )

@@ -1,26 +1,152 @@
-"""The aggregate stage: per-chunk partial tables combined into the screen's tables."""
+"""The aggregate stage: per-chunk partial tables, then the screen's tables combined from them.
+
+`tables_chunk` reads a chunk's predictions once (its inference table, task records, structures
+and full confidences) and writes the chunk's partial tables; `aggregate` only concatenates
+partials, so a new chunk costs one `tables_chunk` and a cheap combine.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 
-from ..io import write_parquet
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..inference.tasks import TASK_RECORD
+from ..io import read_json
 from ..msa.build import MSA_COLUMNS
 from ..queries.ingest import FAILURE_COLUMNS, INGEST_COLUMNS
-from .tables import SAMPLE_COLUMNS, best_per_query, failures_table, rank_samples, read_tables
+from .metadata import run_metadata
+from .schema import atomic_path, to_arrow, write_table
+from .structure import read_tokens
+from .tables import (
+    SAMPLE_COLUMNS,
+    best_per_query,
+    columns,
+    failures_table,
+    read_tables,
+    sample_details,
+    samples_table,
+)
+
+log = logging.getLogger("foldscreen.aggregate")
+
+PARTS = ("samples", "chains", "chain_pairs", "residues", "failures")
+STREAMED = ("chains", "chain_pairs", "residues")  # combined partial by partial, never all in memory
+TABLES = ("samples", "queries", "chains", "chain_pairs", "residues", "failures")
+
+
+def part_path(folder: Path, chunk: str, table: str) -> Path:
+    """Where `tables_chunk` writes one partial table of a chunk."""
+    return Path(folder) / f"{chunk}.{table}.parquet"
+
+
+def tables_chunk(inference_table: Path, outputs: Mapping[str, Path]) -> None:
+    """The chunk's partial tables (PARTS); a sample whose files cannot be read becomes a failure."""
+    inference = pd.read_parquet(inference_table)[SAMPLE_COLUMNS]
+    records = {}
+    for query_id, seed, model in zip(inference["query_id"], inference["seed"], inference["model_path"]):
+        if (query_id, int(seed)) not in records:
+            records[(query_id, int(seed))] = read_json(Path(model).parent / TASK_RECORD)
+    samples = samples_table(inference, records)
+    chains: list[dict] = []
+    pairs: list[dict] = []
+    residues: list[pa.Table] = []
+    failures: list[dict] = []
+    for sample in samples.to_dict("records"):
+        try:
+            sample_chains, sample_pairs, sample_residues = sample_details(
+                sample, read_tokens(Path(sample["model_path"])), read_json(Path(sample["confidences_path"])))
+        except Exception as err:  # one unreadable sample never stops the chunk
+            log.error("%s seed %s sample %s: %s", sample["query_id"], sample["seed"], sample["sample"], err)
+            field = f"seed {sample['seed']} sample {sample['sample']}"
+            failures.append({"query_id": sample["query_id"], "source": sample["model_path"],
+                             "stage": "aggregate", "field": field, "reason": f"{type(err).__name__}: {err}"})
+            continue
+        chains += sample_chains
+        pairs += sample_pairs
+        residues.append(pa.table(sample_residues))
+    write_table(outputs["samples"], samples, "samples")
+    write_table(outputs["chains"], pd.DataFrame(chains, columns=columns("chains")), "chains")
+    write_table(outputs["chain_pairs"], pd.DataFrame(pairs, columns=columns("chain_pairs")), "chain_pairs")
+    write_table(outputs["residues"], _concat(residues, "residues"), "residues")
+    write_table(outputs["failures"], pd.DataFrame(failures, columns=FAILURE_COLUMNS), "failures")
 
 
 def aggregate(ingest_tables: Sequence[Path], ingest_failures: Sequence[Path], msa_tables: Sequence[Path],
-              sample_tables: Sequence[Path], failure_tables: Sequence[Path],
-              out_samples: Path, out_queries: Path, out_failures: Path) -> None:
-    """Write samples.parquet (ranked), queries.parquet (best sample each) and failures.parquet."""
-    ingested = read_tables(ingest_tables, INGEST_COLUMNS)
-    samples = read_tables(sample_tables, SAMPLE_COLUMNS)
-    ranked = rank_samples(samples)
-    failures = failures_table(read_tables(ingest_failures, FAILURE_COLUMNS),
-                              read_tables(msa_tables, MSA_COLUMNS),
-                              read_tables(failure_tables, FAILURE_COLUMNS))
-    write_parquet(out_samples, ranked)
-    write_parquet(out_queries, best_per_query(ingested, ranked, failures))
-    write_parquet(out_failures, failures)
+              inference_failures: Sequence[Path], parts: Mapping[str, Sequence[Path]], out: Path,
+              config_digest: str, created: datetime | None = None) -> None:
+    """Combine the chunks' partials into out/<table>.parquet (TABLES) and out/ranked/."""
+    samples_arrow = _concat([pq.read_table(p) for p in parts["samples"]], "samples")
+    samples = samples_arrow.to_pandas()
+    metadata = run_metadata(samples, config_digest, created)
+    write_table(out / "samples.parquet", samples_arrow, "samples", metadata)
+    for name in STREAMED:
+        _stream(parts[name], out / f"{name}.parquet", name, metadata)
+
+    best = samples[samples["rank"] == 1]
+    ranked = link_ranked(out / "ranked", dict(zip(best["query_id"], best["model_path"])))
+    best_pairs = _concat([pq.read_table(p, columns=["query_id", "rank", "ipsae", "pdockq2", "lis"],
+                                        filters=[("rank", "=", 1)]) for p in parts["chain_pairs"]])
+    failures = failures_table(
+        read_tables(ingest_failures, FAILURE_COLUMNS), read_tables(msa_tables, MSA_COLUMNS),
+        read_tables([*inference_failures, *parts["failures"]], FAILURE_COLUMNS))
+    queries = best_per_query(read_tables(ingest_tables, INGEST_COLUMNS), samples,
+                             best_pairs.to_pandas(), failures, ranked)
+    write_table(out / "queries.parquet", queries, "queries", metadata)
+    write_table(out / "failures.parquet", failures, "failures", metadata)
+
+
+def _concat(tables: list[pa.Table], name: str | None = None) -> pa.Table:
+    """Tables concatenated (cast to the schema `name` if given; its empty table if none)."""
+    if name:
+        tables = [to_arrow(t, name) for t in tables]
+    if not tables:
+        return to_arrow(pd.DataFrame(columns=columns(name or "chain_pairs")), name or "chain_pairs")
+    return pa.concat_tables(tables)
+
+
+def _stream(paths: Sequence[Path], path: Path, name: str, metadata: dict[str, str]) -> None:
+    """Write the partials one after another into one file, atomically."""
+    schema = to_arrow(pd.DataFrame(columns=columns(name)), name, metadata).schema
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for part in paths:
+            table = pq.read_table(part)
+            if table.num_rows:
+                writer.write_table(to_arrow(table, name, metadata))
+
+
+def link_ranked(folder: Path, best: dict[str, str]) -> dict[str, str]:
+    """`<query>_rank_1.cif` for each query's best model (a hard link, else a copy); stale ones removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for query_id, source in best.items():
+        target = folder / f"{query_id}_rank_1.cif"
+        if not (target.exists() and os.path.samefile(source, target)):
+            _link_or_copy(Path(source), target)
+        paths[query_id] = str(target)
+    wanted = {Path(p).name for p in paths.values()}
+    for stale in folder.glob("*_rank_1.cif"):
+        if stale.name not in wanted:
+            stale.unlink()
+    return paths
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    with atomic_path(target) as tmp:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+
+
+def chunk_parts(folder: Path, chunks: Sequence[str]) -> dict[str, list[Path]]:
+    """The partial tables of `chunks`, by table."""
+    return {name: [part_path(folder, chunk, name) for chunk in chunks] for name in PARTS}

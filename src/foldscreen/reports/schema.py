@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "tables"
@@ -50,3 +56,37 @@ def schema_errors(table: pa.Table, name: str) -> list[str]:
         if not field.nullable and column.null_count:
             errors.append(f"{name}.{field.name}: {column.null_count} nulls in a non-nullable column")
     return errors
+
+
+def to_arrow(frame: pd.DataFrame | pa.Table, name: str, metadata: dict[str, str] | None = None) -> pa.Table:
+    """The table cast to its schema, with `metadata` as its only key-value metadata; checked."""
+    schema = table_schema(name).arrow()
+    if isinstance(frame, pd.DataFrame):
+        table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    else:
+        table = frame.select(schema.names).cast(schema)
+    table = table.replace_schema_metadata(metadata or {})
+    if errors := schema_errors(table, name):
+        raise ValueError("; ".join(errors))
+    return table
+
+
+def write_table(path: Path, frame: pd.DataFrame | pa.Table, name: str,
+                metadata: dict[str, str] | None = None) -> None:
+    """Write one table atomically, checked against its schema."""
+    with atomic_path(path) as tmp:
+        pq.write_table(to_arrow(frame, name, metadata), tmp)
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary name beside `path`, renamed to `path` when the block ends without error."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,35 +1,43 @@
-"""The screen's tables: every sample ranked, the best sample per query, and every failure."""
+"""The screen's tables: every sample ranked, its chains, chain pairs and tokens, the best sample
+per query, and every failure. Columns, types and meanings: workflow/schemas/tables/*.yaml."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..queries.ingest import FAILURE_COLUMNS
+from .interface import pair_scores
+from .schema import table_schema
+from .structure import Tokens
 
 # OpenFold3's aggregated confidence fields, in its order; the dict-valued ones are JSON text.
 SCORE_COLUMNS = ["sample_ranking_score", "iptm", "ptm", "avg_plddt", "gpde", "disorder", "has_clash"]
 JSON_COLUMNS = ["chain_ptm", "chain_pair_iptm", "bespoke_iptm"]
+# The inference stage's per-chunk table (inference/<chunk>.parquet).
 SAMPLE_COLUMNS = (
     ["query_id", "seed", "sample", "rank"] + SCORE_COLUMNS + JSON_COLUMNS
     + ["model_path", "confidences_path", "aggregated_path", "task_seconds",
        "backend", "weights", "demo_weights"]
 )
-QUERY_COLUMNS = (
-    ["query_id", "status", "n_tokens", "n_chains", "molecule_types", "n_samples",
-     "best_seed", "best_sample"] + SCORE_COLUMNS
-    + ["ranking_score_spread", "best_model_path", "demo_weights", "notes"]
-)
+SAMPLE_KEY = ["query_id", "seed", "sample", "rank"]
 
 
-def read_tables(paths: Iterable[Path], columns: list[str]) -> pd.DataFrame:
+def columns(table: str) -> list[str]:
+    return table_schema(table).names
+
+
+def read_tables(paths: Iterable[Path], names: list[str]) -> pd.DataFrame:
     frames = [pd.read_parquet(p) for p in paths]
     frames = [f for f in frames if len(f)]
     if not frames:
-        return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True)[columns]
+        return pd.DataFrame(columns=names)
+    return pd.concat(frames, ignore_index=True)[names]
 
 
 def rank_samples(samples: pd.DataFrame) -> pd.DataFrame:
@@ -42,42 +50,85 @@ def rank_samples(samples: pd.DataFrame) -> pd.DataFrame:
     return ordered[SAMPLE_COLUMNS]
 
 
-def best_per_query(ingested: pd.DataFrame, ranked: pd.DataFrame, failures: pd.DataFrame) -> pd.DataFrame:
+def samples_table(inference: pd.DataFrame, records: dict[tuple[str, int], dict[str, Any]]) -> pd.DataFrame:
+    """The samples table of a chunk: the inference table ranked, with each task's record added."""
+    ranked = rank_samples(inference)
+    keys = list(zip(ranked["query_id"], ranked["seed"].astype(int)))
+    for field in ("n_tokens", "n_atoms", "device"):
+        ranked[field] = [records[key][field] for key in keys]
+    ranked["has_clash"] = ranked["has_clash"].astype(float) > 0.5
+    return ranked[columns("samples")]
+
+
+def sample_details(sample: dict[str, Any], tokens: Tokens, confidences: dict[str, Any]
+                   ) -> tuple[list[dict], list[dict], dict[str, Any]]:
+    """Rows of chains and chain_pairs, and the columns of residues, for one sample."""
+    pae = np.asarray(confidences["pae"], dtype=float)
+    atom_plddt = np.asarray(confidences["plddt"], dtype=float)
+    if pae.shape != (len(tokens), len(tokens)) or len(atom_plddt) != tokens.n_atoms:
+        raise ValueError(f"the structure has {len(tokens)} tokens and {tokens.n_atoms} atoms, the "
+                         f"confidences a {pae.shape} PAE and {len(atom_plddt)} atom pLDDTs")
+    plddt = tokens.token_plddt(atom_plddt)
+    key = {k: sample[k] for k in SAMPLE_KEY}
+    chain_ptm = json.loads(sample["chain_ptm"])
+    pair_iptm, bespoke = json.loads(sample["chain_pair_iptm"]), json.loads(sample["bespoke_iptm"])
+    chains = [{**key, "chain_id": c.chain_id, "molecule_type": c.molecule_type, "n_residues": c.n_residues,
+               "n_tokens": len(c.tokens), "chain_ptm": chain_ptm.get(c.chain_id),
+               "mean_plddt": float(atom_plddt[c.atoms].mean())} for c in tokens.chains]
+    pairs = []
+    ordered = sorted(tokens.chains, key=lambda c: c.chain_id)
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1:]:
+            nucleic = bool({a.molecule_type, b.molecule_type} & {"rna", "dna"})
+            scores = pair_scores(pae, plddt, tokens.positions, a.tokens, b.tokens, nucleic)
+            name = f"({a.chain_id}, {b.chain_id})"
+            pairs.append({**key, "chain_a": a.chain_id, "chain_b": b.chain_id,
+                          "chain_pair_iptm": pair_iptm.get(name), "bespoke_iptm": bespoke.get(name),
+                          **scores.as_row()})
+    residues = {**{k: [v] * len(tokens) for k, v in key.items()}, "token_index": list(range(len(tokens))),
+                "chain_id": tokens.chain_id, "residue_number": tokens.residue_number,
+                "residue_name": tokens.residue_name, "atom_name": tokens.atom_name, "plddt": plddt}
+    return chains, pairs, residues
+
+
+def best_per_query(ingested: pd.DataFrame, samples: pd.DataFrame, best_pairs: pd.DataFrame,
+                   failures: pd.DataFrame, ranked_paths: dict[str, str]) -> pd.DataFrame:
     """One row per ingested query, with its best sample's scores (ranked by ranking score)."""
-    best = ranked[ranked["rank"] == 1].set_index("query_id")
-    counts = ranked.groupby("query_id").size()
-    spread = ranked.groupby("query_id")["sample_ranking_score"].agg(lambda s: s.max() - s.min())
+    best = samples[samples["rank"] == 1].set_index("query_id")
+    grouped = samples.groupby("query_id")["sample_ranking_score"]
+    counts, spread, std = grouped.size(), grouped.max() - grouped.min(), grouped.std(ddof=0)
+    interface = best_pairs.groupby("query_id")[["ipsae", "pdockq2", "lis"]].max()
     failed = set(failures["query_id"])
     rows = []
     for query in ingested.itertuples(index=False):
-        row = {
-            "query_id": query.query_id, "n_tokens": query.n_tokens, "n_chains": query.n_chains,
-            "molecule_types": query.molecule_types, "notes": query.notes,
-        }
-        if query.query_id in best.index:
-            top = best.loc[query.query_id]
+        q = query.query_id
+        row: dict[str, Any] = {"query_id": q, "n_tokens": query.n_tokens, "n_chains": query.n_chains,
+                               "molecule_types": query.molecule_types, "notes": query.notes}
+        if q in best.index:
+            top = best.loc[q]
             row.update({column: top[column] for column in SCORE_COLUMNS})
-            row.update(status="predicted", n_samples=int(counts[query.query_id]),
-                       best_seed=int(top["seed"]), best_sample=int(top["sample"]),
-                       ranking_score_spread=float(spread[query.query_id]),
-                       best_model_path=top["model_path"], demo_weights=bool(top["demo_weights"]))
+            row.update(status="predicted", n_samples=int(counts[q]), best_seed=int(top["seed"]),
+                       best_sample=int(top["sample"]), ranking_score_spread=float(spread[q]),
+                       ranking_score_std=float(std[q]), best_model_path=top["model_path"],
+                       ranked_model_path=ranked_paths.get(q), demo_weights=bool(top["demo_weights"]))
+            if q in interface.index:
+                row.update(interface.loc[q].to_dict())
         else:
-            row.update(status="failed" if query.query_id in failed else "pending", n_samples=0)
+            row.update(status="failed" if q in failed else "pending", n_samples=0)
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=QUERY_COLUMNS)
+    frame = pd.DataFrame(rows, columns=columns("queries"))
     return frame.sort_values(["sample_ranking_score", "query_id"], ascending=[False, True],
                              na_position="last", kind="mergesort").reset_index(drop=True)
 
 
-def failures_table(ingest_failures: pd.DataFrame, msa: pd.DataFrame,
-                   inference_failures: pd.DataFrame) -> pd.DataFrame:
+def failures_table(ingest_failures: pd.DataFrame, msa: pd.DataFrame, later: pd.DataFrame) -> pd.DataFrame:
     """Every failure of every stage; an MSA failure is reported once per query and chain."""
     msa_failed = msa[msa["status"] == "failed"]
     msa_rows = pd.DataFrame({
         "query_id": msa_failed["query_id"], "source": "", "stage": "msa",
         "field": "chain " + msa_failed["chain_ids"], "reason": msa_failed["reason"],
     }, columns=FAILURE_COLUMNS)
-    frames = [f for f in (ingest_failures, msa_rows, inference_failures) if len(f)]
+    frames = [f for f in (ingest_failures, msa_rows, later) if len(f)]
     if not frames:
         return pd.DataFrame(columns=FAILURE_COLUMNS)
     return pd.concat(frames, ignore_index=True)[FAILURE_COLUMNS].drop_duplicates(ignore_index=True)
