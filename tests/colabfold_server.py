@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 UNPAIRED_MODES = ("env", "all", "env-nofilter", "nofilter")
@@ -132,8 +133,11 @@ class Ticket:
 class MockColabFold:
     """The server's state; see the module docstring."""
 
-    def __init__(self, prefix: str = "", polls: int = 1, run_seconds: float = 0.0, slow_seconds: float = 1.0):
+    def __init__(self, prefix: str = "", polls: int = 1, run_seconds: float = 0.0, slow_seconds: float = 1.0,
+                 complete_on_submit: bool = False, redirect_host: str | None = None):
         self.prefix = prefix.rstrip("/")
+        self.complete_on_submit = complete_on_submit  # a submission answers COMPLETE (a cached result)
+        self.redirect_host = redirect_host  # downloads are redirected (302) to this host name
         self.polls = polls                  # status polls before a ticket is COMPLETE
         self.run_seconds = run_seconds      # and seconds after submission
         self.slow_seconds = slow_seconds    # how long a "slow" answer takes
@@ -222,6 +226,13 @@ class _Handler(BaseHTTPRequestHandler):
         mock = self.server.mock
         mock.headers.append(dict(self.headers.items()))
         path = urllib.parse.urlsplit(self.path).path
+        if mock.redirect_host and "/result/download/" in path and not self.path.endswith("?moved"):
+            port = self.server.server_address[1]
+            self.send_response(302)
+            self.send_header("Location", f"http://{mock.redirect_host}:{port}{self.path}?moved")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         if not path.startswith(mock.prefix + "/"):
             self._reply(404, b"not found", "text/plain")
             return None
@@ -266,7 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json({"status": "ERROR"})
             return
         ticket = mock.open_ticket(endpoint, mode, entries)
-        self._json({"id": ticket.id, "status": "PENDING"})
+        self._json({"id": ticket.id, "status": "COMPLETE" if mock.complete_on_submit else "PENDING"})
 
     def do_GET(self) -> None:  # noqa: N802
         mock = self.server.mock
@@ -320,8 +331,8 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve(prefix: str = "", **options: float) -> Iterator[MockColabFold]:
-    """A running loopback server; `options` go to MockColabFold (polls, run_seconds, slow_seconds)."""
+def serve(prefix: str = "", **options: Any) -> Iterator[MockColabFold]:
+    """A running loopback server; `options` go to MockColabFold."""
     mock = MockColabFold(prefix, **options)
     httpd = _Server(("127.0.0.1", 0), _Handler)
     httpd.mock = mock

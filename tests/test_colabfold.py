@@ -207,6 +207,40 @@ def test_authorization_is_sent_and_never_logged(colabfold_server, tmp_path, monk
         fetch_unpaired(settings, SEQUENCES[:1])
 
 
+def test_authorization_stays_with_its_host_on_a_redirect(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOLDSCREEN_TEST_TOKEN", "Bearer s3cret")
+    with serve(redirect_host="localhost") as server:
+        settings = settings_for(server, tmp_path, auth_env="FOLDSCREEN_TEST_TOKEN")
+        assert fetch_unpaired(settings, SEQUENCES[:1]) == {SEQUENCES[0]: expected(SEQUENCES[0], 101)}
+        assert [h.get("Authorization") for h in server.headers] == ["Bearer s3cret"] * 4 + [None]
+        assert server.headers[-1]["Host"].startswith("localhost:")
+
+
+def test_a_result_complete_at_submission_is_downloaded_at_once(tmp_path):
+    with serve(complete_on_submit=True) as server:
+        results = fetch_unpaired(settings_for(server, tmp_path), SEQUENCES[:2])
+        assert results == {s: expected(s, 101 + i) for i, s in enumerate(SEQUENCES[:2])}
+        assert (server.counts["status"], server.counts["download"]) == (0, 1)
+
+
+def test_results_are_reported_as_batches_finish(colabfold_server, tmp_path):
+    colabfold_server.script("ERROR", sequences=[SEQUENCES[4]])
+    seen: list[tuple[str, bool]] = []
+    settings = settings_for(colabfold_server, tmp_path, batch_size=2)
+    results = fetch_unpaired(settings, [*SEQUENCES[:5], "M1"],
+                             lambda s, r: seen.append((s, isinstance(r, str))))
+    assert sorted(seen) == sorted((s, isinstance(r, str)) for s, r in results.items() if s != "M1")
+    assert dict(seen)[SEQUENCES[4]] is False and dict(seen)[SEQUENCES[0]] is True
+    pairs: list[tuple[str, ...]] = []
+    fetch_paired(settings, [tuple(SEQUENCES[:2]), tuple(SEQUENCES[2:4])], lambda s, r: pairs.append(s))
+    assert sorted(pairs) == sorted([tuple(SEQUENCES[:2]), tuple(SEQUENCES[2:4])])
+
+
+def test_lowercase_sequences_are_sent_in_capitals(colabfold_server, tmp_path):
+    results = fetch_unpaired(settings_for(colabfold_server, tmp_path), [SEQUENCES[0].lower()])
+    assert results == {SEQUENCES[0].lower(): expected(SEQUENCES[0], 101)}
+
+
 CHILD = """
 import json, sys, time
 from pathlib import Path

@@ -23,16 +23,18 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import __version__
 from .slots import hold_slot
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 UNIREF_A3M = "uniref.a3m"
 ENV_A3M = "bfd.mgnify30.metaeuk30.smag30.a3m"
@@ -124,8 +126,12 @@ class _Malformed(ValueError):
     """An answer that cannot be read (bad JSON, a broken archive): retried like a fault."""
 
 
-def fetch_unpaired(settings: ServerSettings, sequences: Sequence[str]) -> dict[str, str | Failure]:
-    """Unique sequences -> A3M text of each (query first, as the server gives it) or a Failure."""
+def fetch_unpaired(settings: ServerSettings, sequences: Sequence[str],
+                   on_result: Callable[[str, str | Failure], None] | None = None) -> dict[str, str | Failure]:
+    """Unique sequences -> A3M text of each (query first, as the server gives it) or a Failure.
+
+    `on_result(sequence, result)` is called in the calling thread as each batch finishes, so that a
+    caller can store results before the whole set is done."""
     client = _Client(settings)
     unique = list(dict.fromkeys(sequences))
     results: dict[str, str | Failure] = {}
@@ -137,15 +143,19 @@ def fetch_unpaired(settings: ServerSettings, sequences: Sequence[str]) -> dict[s
         else:
             todo.append(sequence)
     batches = [todo[i:i + settings.batch_size] for i in range(0, len(todo), settings.batch_size)]
-    for part in _parallel(settings, client.unpaired_batch, batches):
+    for _, part in _as_completed(settings, client.unpaired_batch, batches):
         results.update(part)
+        for sequence, result in part.items():
+            if on_result:
+                on_result(sequence, result)
     return {sequence: results[sequence] for sequence in unique}
 
 
-def fetch_paired(settings: ServerSettings,
-                 chain_sets: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], list[str] | Failure]:
+def fetch_paired(settings: ServerSettings, chain_sets: Sequence[tuple[str, ...]],
+                 on_result: Callable[[tuple[str, ...], list[str] | Failure], None] | None = None,
+                 ) -> dict[tuple[str, ...], list[str] | Failure]:
     """Heteromeric chain sets (>= 2 distinct sequences each) -> one paired A3M text per chain of the set,
-    in the set's order, rows aligned across chains; or a Failure."""
+    in the set's order, rows aligned across chains; or a Failure. `on_result` as in fetch_unpaired."""
     client = _Client(settings)
     unique = list(dict.fromkeys(tuple(chain_set) for chain_set in chain_sets))
     results: dict[tuple[str, ...], list[str] | Failure] = {}
@@ -158,7 +168,10 @@ def fetch_paired(settings: ServerSettings,
             results[chain_set] = Failure(problem)
         else:
             todo.append(chain_set)
-    results.update(zip(todo, _parallel(settings, client.paired_set, todo)))
+    for chain_set, result in _as_completed(settings, client.paired_set, todo):
+        results[chain_set] = result
+        if on_result:
+            on_result(chain_set, result)
     return {chain_set: results[chain_set] for chain_set in unique}
 
 
@@ -170,12 +183,30 @@ def _sequence_problem(sequence: str) -> str:
     return ""
 
 
-def _parallel(settings: ServerSettings, work: Callable[[Any], Any], items: list) -> list:
-    """`work` over `items`, up to max_concurrent at once (the slots bound it across processes too)."""
-    if len(items) <= 1:
-        return [work(item) for item in items]
-    with ThreadPoolExecutor(min(settings.max_concurrent, len(items))) as pool:
-        return list(pool.map(work, items))
+def _as_completed(settings: ServerSettings, work: Callable[[T], R], items: list[T]) -> Iterator[tuple[T, R]]:
+    """(item, work(item)) as each finishes, up to max_concurrent at once in this process (the slots
+    bound it across processes)."""
+    pool = ThreadPoolExecutor(max(1, min(settings.max_concurrent, len(items))))
+    try:
+        futures = {pool.submit(work, item): item for item in items}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+class _KeepAuthorizationHome(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but never carry the Authorization header to another host."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        moved = urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc
+        if new is not None and moved:
+            new.remove_header("Authorization")
+        return new
+
+
+_OPENER = urllib.request.build_opener(_KeepAuthorizationHome)
 
 
 class _Client:
@@ -237,15 +268,15 @@ class _Client:
         with hold_slot(settings.slot_folder(), settings.max_concurrent, lambda: self.delay(0, 1.0)):
             deadline = time.monotonic() + settings.max_wait_seconds
             while True:
-                ticket = self.submit(endpoint, mode, sequences, deadline)
-                if self.wait(ticket, deadline):
+                ticket, status = self.submit(endpoint, mode, sequences, deadline)
+                if status == "COMPLETE" or self.wait(ticket, deadline):
                     return self.request(f"result/download/{ticket}", None,
                                         lambda body: _read_archive(body, names))
                 log.warning("ticket %s is unknown to the server; submitting again", ticket)
 
-    def submit(self, endpoint: str, mode: str, sequences: Sequence[str], deadline: float) -> str:
-        """The id of a new ticket; RATELIMIT and UNKNOWN answers are resubmitted after a wait."""
-        fasta = "".join(f">{FIRST_NUMBER + i}\n{sequence}\n" for i, sequence in enumerate(sequences))
+    def submit(self, endpoint: str, mode: str, sequences: Sequence[str], deadline: float) -> tuple[str, str]:
+        """The id and status of a new ticket; RATELIMIT and UNKNOWN answers are resubmitted after a wait."""
+        fasta = "".join(f">{FIRST_NUMBER + i}\n{sequence.upper()}\n" for i, sequence in enumerate(sequences))
         attempt = 0
         while True:
             answer = self.request(endpoint, {"q": fasta, "mode": mode}, _read_status)
@@ -259,7 +290,7 @@ class _Client:
                 raise _Failed("the server is under maintenance (MAINTENANCE); try again later")
             elif status in (*WAITING, "COMPLETE") and answer.get("id"):
                 log.info("%s: %d sequences submitted as ticket %s", endpoint, len(sequences), answer["id"])
-                return str(answer["id"])
+                return str(answer["id"]), status
             else:
                 raise _Failed(f"the server answered {endpoint} with {json.dumps(answer)[:200]}")
 
@@ -307,7 +338,7 @@ class _Client:
                 time.sleep(seconds)
             request = urllib.request.Request(url, data=data, headers=self.headers)
             try:
-                with urllib.request.urlopen(request, timeout=self.settings.timeout_seconds) as answer:
+                with _OPENER.open(request, timeout=self.settings.timeout_seconds) as answer:
                     return read(answer.read())
             except urllib.error.HTTPError as err:
                 err.close()
