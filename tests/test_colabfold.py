@@ -13,7 +13,14 @@ import pytest
 from colabfold_server import paired_blocks, serve, unpaired_block
 from openfold3.core.data.io.sequence.msa import parse_a3m
 
-from foldscreen.msa.colabfold import LOST_AFTER, Failure, ServerSettings, fetch_paired, fetch_unpaired
+from foldscreen.msa.colabfold import (
+    LOST_AFTER,
+    MAX_REJECTIONS,
+    Failure,
+    ServerSettings,
+    fetch_paired,
+    fetch_unpaired,
+)
 
 SEQUENCES = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMKELEEKLRKLNLYIQWLKDGG", "MSTNPKPQRKTKRNTNRRPQDVKFPGG",
              "MADEEKLPPGWEKRMSRSSGRVYYFNHITNASQ", "MVLSPADKTNVKAAWGKVGAHAGEY", "GSWTWENGKWTWKGG",
@@ -96,6 +103,16 @@ def test_error_fails_only_the_rejected_sequence(colabfold_server, tmp_path, on):
     assert isinstance(results[bad], Failure) and "ERROR" in results[bad].reason
     good = {s: r for s, r in results.items() if s != bad}
     assert len(good) == 4 and all(isinstance(r, str) and r.startswith(">1") for r in good.values())
+
+
+def test_a_server_that_rejects_everything_is_not_probed_sequence_by_sequence(colabfold_server, tmp_path):
+    colabfold_server.script("ERROR")
+    sequences = [f"MKV{'A' * i}" for i in range(32)]
+    results = fetch_unpaired(settings_for(colabfold_server, tmp_path, batch_size=32), sequences)
+    assert all(isinstance(r, Failure) for r in results.values())
+    # Splitting down to single sequences would take 63 tickets; the halves left once the limit is hit
+    # are each tried once more (5 levels).
+    assert colabfold_server.counts["submit"] == MAX_REJECTIONS + 5
 
 
 def test_maintenance_fails_its_batch_and_the_others_go_on(colabfold_server, tmp_path):

@@ -44,6 +44,7 @@ PAIRINGS = {"greedy": "pairgreedy", "complete": "paircomplete"}
 RESUBMIT = ("RATELIMIT", "UNKNOWN")  # answers to a submission that mean "try again later"
 WAITING = ("PENDING", "RUNNING")
 LOST_AFTER = 3                       # consecutive UNKNOWN polls after which a ticket is resubmitted
+MAX_REJECTIONS = 8                   # ERROR answers in a row after which batches are no longer split
 MAX_BACKOFF = 12.0                   # the longest wait, in units of poll_seconds
 USER_AGENT = f"foldscreen/{__version__} (OpenFold3 screening workflow; python-urllib)"
 
@@ -214,6 +215,7 @@ class _Client:
 
     def __init__(self, settings: ServerSettings):
         self.settings = settings
+        self.rejections = 0  # ERROR answers since the last good ticket
         self.headers = {"User-Agent": settings.user_agent, "Accept": "application/json, */*"}
         if settings.auth_env:
             value = os.environ.get(settings.auth_env, "")
@@ -228,13 +230,15 @@ class _Client:
         try:
             files = self.ticket("ticket/msa", self.settings.unpaired_mode, batch, names)
         except _Rejected as err:
-            if len(batch) == 1:
-                return {batch[0]: Failure(str(err))}
+            self.rejections += 1
+            if len(batch) == 1 or self.rejections > MAX_REJECTIONS:
+                return dict.fromkeys(batch, Failure(str(err)))
             log.warning("%s; splitting the batch of %d to find the sequences it rejects", err, len(batch))
             half = len(batch) // 2
             return {**self.unpaired_batch(batch[:half]), **self.unpaired_batch(batch[half:])}
         except _Failed as err:
             return dict.fromkeys(batch, Failure(str(err)))
+        self.rejections = 0
         results: dict[str, str | Failure] = {}
         for index, sequence in enumerate(batch):
             number = FIRST_NUMBER + index
