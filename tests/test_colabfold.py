@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import subprocess
 import sys
 import time
@@ -136,6 +137,25 @@ def test_persistent_server_errors_fail_after_the_retries(colabfold_server, tmp_p
     results = fetch_unpaired(settings_for(colabfold_server, tmp_path, retries=3), SEQUENCES[:2])
     assert all(isinstance(r, Failure) and "HTTP 500" in r.reason for r in results.values())
     assert colabfold_server.counts["status"] == 4
+
+
+def test_a_server_that_is_down_fails_after_the_retries(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = ServerSettings(url=f"http://127.0.0.1:{port}", poll_seconds=0.01, retries=2,
+                              slots_dir=tmp_path)
+    failure = fetch_unpaired(settings, SEQUENCES[:1])[SEQUENCES[0]]
+    assert "Connection refused" in failure.reason and "after 2 retries" in failure.reason
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ({"url": "api.colabfold.com"}, "http"), ({"pairing": "best"}, "pairing"),
+    ({"batch_size": 0}, "batch_size"),
+])
+def test_bad_settings_are_named(option, message):
+    with pytest.raises(ValueError, match=message):
+        ServerSettings(**option)
 
 
 def test_a_slow_answer_times_out_and_is_retried(tmp_path):
