@@ -6,10 +6,11 @@ GET /ticket/<id>, GET /result/download/<id> (a tar.gz in the server's layout, A3
 separated by NUL characters). Alignments are derived deterministically from the query sequences
 (`unpaired_block`, `paired_blocks`), so tests can say exactly what the client must return.
 
-The server counts what it receives (`counts`: submit, msa, pair, status, download, sequences),
-keeps every request's headers (`headers`), every posted sequence (`received`), the modes asked
-for (`modes`) and the most tickets open at once (`max_open`; a ticket is open from submission to
-its download). `script(answer, on=..., sequences=..., times=...)` makes it misbehave.
+The server counts what it receives (`counts`: submit, msa, pair, status, download, sequences,
+msa_sequences, pair_sequences), keeps every request's headers (`headers`), every posted sequence
+(`received`), the modes asked for (`modes`) and the most tickets open at once (`max_open`; a
+ticket is open from submission to its download). `script(answer, on=..., sequences=...,
+times=...)` makes it misbehave.
 """
 
 from __future__ import annotations
@@ -264,6 +265,7 @@ class _Handler(BaseHTTPRequestHandler):
         with mock._lock:
             mock.counts.update(["submit", endpoint])
             mock.counts["sequences"] += len(sequences)
+            mock.counts[f"{endpoint}_sequences"] += len(sequences)
             mock.received += sequences
             mock.modes.append(mode)
         answer = self._misbehave("submit", sequences)

@@ -200,6 +200,7 @@ def test_paired_alignments_have_one_block_per_chain_with_aligned_rows(colabfold_
         assert [text.split("\n")[1] for text in texts] == list(chain_set)
     assert isinstance(results[sets[2]], Failure)
     assert colabfold_server.counts["pair"] == 2 and colabfold_server.counts["msa"] == 0
+    assert colabfold_server.counts["pair_sequences"] == 5
 
 
 def test_a_paired_error_fails_that_set(colabfold_server, tmp_path):
