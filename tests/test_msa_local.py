@@ -22,12 +22,13 @@ def tiny(tmp_path_factory) -> TinyDatabase:
 
 
 @pytest.fixture(scope="module", params=TOOLS)
-def searched(request, tiny, tmp_path_factory) -> tuple[str, dict[str, str | Failure]]:
-    """Every query (and one with no homologue) searched once per tool."""
+def searched(request, tiny, tmp_path_factory) -> tuple[str, dict[str, str | Failure], Path]:
+    """Every query (and one with no homologue) searched once per tool; the work folder."""
     settings = LocalSettings(request.param, (tiny.fasta,))
     lonely = "MKTAYIAKQRQISFVKSHFSRQ"
-    return request.param, search_unpaired(settings, [*tiny.queries, lonely, tiny.queries[0]],
-                                          tmp_path_factory.mktemp(request.param))
+    workdir = tmp_path_factory.mktemp(request.param)
+    alignments = search_unpaired(settings, [*tiny.queries, lonely, tiny.queries[0]], workdir)
+    return request.param, alignments, workdir
 
 
 def accession(header: str) -> str:
@@ -35,7 +36,7 @@ def accession(header: str) -> str:
 
 
 def test_search_finds_the_planted_homologues_and_no_decoy(searched, tiny):
-    tool, alignments = searched
+    tool, alignments, _ = searched
     assert len(alignments) == len(tiny.queries) + 1  # the repeated query is searched once
     for index, query in enumerate(tiny.queries):
         rows = parse_a3m(alignments[query])
@@ -47,7 +48,7 @@ def test_search_finds_the_planted_homologues_and_no_decoy(searched, tiny):
 
 
 def test_search_keeps_deletions_and_insertions(searched, tiny):
-    tool, alignments = searched
+    tool, alignments, _ = searched
     for homologue in tiny.homologues:
         rows = dict((accession(h), s) for h, s in parse_a3m(alignments[tiny.queries[homologue.query]])[1:])
         row = rows[homologue.name]
@@ -64,25 +65,47 @@ def test_several_databases_are_merged_without_duplicate_rows(tool, tiny, tmp_pat
     extra = tmp_path / "extra.fasta"
     extra.write_text(tiny.fasta.read_text() + f">sp|X99999|EXTRA_RAT Extra homologue OX=10116\n"
                      f"{tiny.queries[0][:40]}\n")
-    settings = LocalSettings(tool, (tiny.fasta, extra), iterations=1)
+    databases = (tiny.fasta, extra)
+    if tool == "mmseqs2":  # a database made with `mmseqs createdb` is searched as it is
+        subprocess.run(["mmseqs", "createdb", str(tiny.fasta), str(tmp_path / "own"), "-v", "1"], check=True)
+        databases = (tmp_path / "own", extra)
+    settings = LocalSettings(tool, databases, iterations=1, sensitivity=4)
     rows = parse_a3m(search_unpaired(settings, [tiny.queries[0]], tmp_path)[tiny.queries[0]])
     names = [accession(header) for header, _ in rows[1:]]
     assert sorted(names) == sorted({h.name for h in tiny.homologues if h.query == 0} | {"X99999"})
     assert rows[names.index("X99999") + 1][1] == tiny.queries[0][:40] + "-" * 30
 
 
-def test_mmseqs_converts_a_fasta_database_once_and_takes_mmseqs_databases(tiny, tmp_path):
-    settings = LocalSettings("mmseqs2", (tiny.fasta,), iterations=1)
-    first = search_unpaired(settings, tiny.queries[:1], tmp_path / "work")
-    (converted,) = (tmp_path / "work" / "databases").iterdir()
+def test_mmseqs_taxonomy_database_gives_species_to_plain_headers(tiny, tmp_path):
+    """A database with `mmseqs createtaxdb` taxonomy: rows get `TaxID=` from it, for pairing."""
+    dump = tmp_path / "taxdump"
+    dump.mkdir()
+    (dump / "nodes.dmp").write_text("1\t|\t1\t|\tno rank\t|\n9606\t|\t1\t|\tspecies\t|\n")
+    (dump / "names.dmp").write_text("1\t|\troot\t|\t\t|\tscientific name\t|\n"
+                                    "9606\t|\tHomo sapiens\t|\t\t|\tscientific name\t|\n")
+    (dump / "merged.dmp").write_text("")
+    (dump / "delnodes.dmp").write_text("")
+    human = next(h for h in tiny.homologues if h.query == 0 and h.species == "HUMAN")
+    (tmp_path / "plain.fasta").write_text(f">plain1 no species here\n{human.sequence}\n")
+    (tmp_path / "mapping.tsv").write_text("plain1\t9606\n")
+    for command in (["createdb", "plain.fasta", "plain"],
+                    ["createtaxdb", "plain", "tmp", "--ncbi-tax-dump", "taxdump", "--tax-mapping-file",
+                     "mapping.tsv"]):
+        subprocess.run(["mmseqs", *command, "-v", "1"], cwd=tmp_path, check=True)
+    settings = LocalSettings("mmseqs2", (tmp_path / "plain",), iterations=1, sensitivity=4)
+    (_, (header, _)) = parse_a3m(search_unpaired(settings, [tiny.queries[0]], tmp_path)[tiny.queries[0]])
+    assert header == "plain1 no species here TaxID=9606" and species(header) == "taxid:9606"
+
+
+def test_mmseqs_converts_a_fasta_database_once(searched, tiny):
+    tool, _, workdir = searched
+    if tool != "mmseqs2":
+        pytest.skip("jackhmmer reads FASTA files as they are")
+    (converted,) = (workdir / "databases").iterdir()
     stamp = (converted / "db").stat().st_mtime_ns
-    search_unpaired(settings, tiny.queries[1:2], tmp_path / "work")
+    search_unpaired(LocalSettings(tool, (tiny.fasta,), iterations=1, sensitivity=2), ["MKTAYIAKQRQ"], workdir)
     assert (converted / "db").stat().st_mtime_ns == stamp
-    assert not [p for p in (tmp_path / "work").iterdir() if p.name != "databases"]  # no leftovers
-    subprocess.run(["mmseqs", "createdb", str(tiny.fasta), str(tmp_path / "own"), "-v", "1"], check=True)
-    own = search_unpaired(LocalSettings("mmseqs2", (tmp_path / "own",), iterations=1),
-                          tiny.queries[:1], tmp_path / "other")
-    assert own == first
+    assert [p.name for p in workdir.iterdir()] == ["databases"]  # no search folder left behind
 
 
 def test_database_version_follows_the_files_and_parameters(tiny, tmp_path):
@@ -93,7 +116,12 @@ def test_database_version_follows_the_files_and_parameters(tiny, tmp_path):
     assert LocalSettings("jackhmmer", (copy,), evalue=1e-5).database_version != version
     assert LocalSettings("mmseqs2", (copy,)).database_version != version
     copy.write_text(tiny.fasta.read_text() + ">new\nMKT\n")
-    assert LocalSettings("jackhmmer", (copy,)).database_version != version
+    changed = LocalSettings("jackhmmer", (copy,)).database_version
+    assert changed != version
+    Path(f"{copy}.version").write_text("2026_01\n")  # a version file the site keeps instead
+    assert "copy.fasta version 2026_01" in LocalSettings("jackhmmer", (copy,)).database_version
+    copy.write_text(tiny.fasta.read_text())
+    assert "copy.fasta version 2026_01" in LocalSettings("jackhmmer", (copy,)).database_version
 
 
 def test_errors_become_failures_with_clear_reasons(tiny, tmp_path, monkeypatch):
@@ -104,6 +132,11 @@ def test_errors_become_failures_with_clear_reasons(tiny, tmp_path, monkeypatch):
     assert "jackhmmer" in result["MKTAYIAKQRQ"].reason and "failed" in result["MKTAYIAKQRQ"].reason
     result = search_unpaired(LocalSettings("mmseqs2", (tmp_path / "absent",)), ["MKTAYIAKQRQ"], tmp_path)
     assert "neither an MMseqs2 database" in result["MKTAYIAKQRQ"].reason
+    (tmp_path / "msa.sto").write_text(STOCKHOLM)  # a real MMseqs2 profile database, made from a Stockholm MSA
+    for command in (["convertmsa", "msa.sto", "msa"], ["msa2profile", "msa", "profile"]):
+        subprocess.run(["mmseqs", *command, "-v", "1"], cwd=tmp_path, check=True)
+    result = search_unpaired(LocalSettings("mmseqs2", (tmp_path / "profile",)), ["MKTAYIAKQRQ"], tmp_path)
+    assert "is an MMseqs2 profile database" in result["MKTAYIAKQRQ"].reason
     monkeypatch.setenv("PATH", str(tmp_path))
     for tool, package in [("mmseqs2", "mmseqs2"), ("jackhmmer", "hmmer")]:
         (failure,) = search_unpaired(LocalSettings(tool, (tiny.fasta,)), ["MKTAYIAKQRQ"], tmp_path).values()
@@ -203,7 +236,7 @@ def featurise_chains(folder: Path, alignments: dict[str, tuple[str, str, str | N
 
 
 def test_openfold3_featurises_the_searched_alignment(searched, tiny, tmp_path):
-    tool, alignments = searched
+    tool, alignments, _ = searched
     query = tiny.queries[0]
     batch = featurise_chains(tmp_path, {"A": (query, alignments[query], None)})
     rows = decode(batch["msa"])

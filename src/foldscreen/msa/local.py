@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .formats import Failure, alignment_to_a3m, format_a3m, merge_a3m, stockholm_to_a3m
+from .pairing import TAXID
 
 TOOLS = {"mmseqs2": "mmseqs", "jackhmmer": "jackhmmer"}
 INSTALL = {"mmseqs": "the Debian package `mmseqs2` or the conda package `bioconda::mmseqs2`",
            "jackhmmer": "the Debian package `hmmer` or the conda package `bioconda::hmmer`"}
 QUERY_HEADER = "query"
 HIT_FIELDS = "query,target,theader,qstart,qend,qaln,taln"
+PROFILE_DBTYPE = b"\x02"  # the first byte of an MMseqs2 `.dbtype` file of a profile database
 
 
 class SearchError(RuntimeError):
@@ -50,15 +52,18 @@ class LocalSettings:
         """What defines the search's results, for cache keys: tool, parameters and databases."""
         parts = [f"{self.tool} s={self.sensitivity} iterations={self.iterations} "
                  f"e={self.evalue} max_seqs={self.max_seqs}"]
-        parts += [f"{db.resolve()} {database_stamp(db)}" for db in self.databases]
-        return "; ".join(parts)
+        return "; ".join(parts + [database_stamp(db) for db in self.databases])
 
 
 def database_stamp(db: Path) -> str:
-    """Size and modification time of a database's files (its version when they change)."""
-    files = [db] if db.is_file() else sorted(db.parent.glob(f"{db.name}*"))
-    stats = [(f.name, f.stat()) for f in files if f.is_file()]
-    return ",".join(f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in stats) or "missing"
+    """A database's version: the text of `<db>.version` if the user keeps one, else its path and
+    the size and modification time of its files (a FASTA file, or an MMseqs2 database's index)."""
+    version = Path(f"{db}.version")
+    if version.is_file():
+        return f"{db.name} version {version.read_text().strip()}"
+    files = [db] if db.is_file() else [Path(f"{db}.dbtype"), Path(f"{db}.index")]
+    stats = [f"{f.stat().st_size}:{f.stat().st_mtime_ns}" if f.is_file() else "missing" for f in files]
+    return f"{db.resolve()} {','.join(stats)}"
 
 
 def search_unpaired(settings: LocalSettings, sequences: Sequence[str],
@@ -113,7 +118,13 @@ def mmseqs_search(binary: str, settings: LocalSettings, unique: list[str], workd
 
 def mmseqs_database(binary: str, db: Path, workdir: Path) -> Path:
     """An MMseqs2 database path: `db` itself, or the cached conversion of a FASTA file."""
-    if Path(f"{db}.dbtype").is_file():
+    dbtype = Path(f"{db}.dbtype")
+    if dbtype.is_file():
+        if dbtype.read_bytes()[:1] == PROFILE_DBTYPE:
+            raise SearchError(f"{db} is an MMseqs2 profile database (such as ColabFold's expandable UniRef30 "
+                              "and environmental ones), which local mode does not search: name its member "
+                              f"sequences ({db.name}_seq) or a sequence database, or run ColabFold's own "
+                              "search and give its A3M files as precomputed alignments")
         return db
     if not db.is_file():
         raise SearchError(f"database {db} is neither an MMseqs2 database ({db}.dbtype) nor a FASTA file")
@@ -141,11 +152,15 @@ def mmseqs_hits(binary: str, settings: LocalSettings, db: Path, run: Path, numbe
               "-s", str(settings.sensitivity), "--num-iterations", str(settings.iterations),
               "-e", str(settings.evalue), "--max-seqs", str(settings.max_seqs),
               "--threads", str(settings.threads), "-v", "1"], run)
+    taxonomy = Path(f"{db}_mapping").is_file()  # made by `mmseqs createtaxdb`
+    fields = HIT_FIELDS + (",taxid" if taxonomy else "")
     run_tool([binary, "convertalis", "qdb", str(db.resolve()), res, hits.name,
-              "--format-output", HIT_FIELDS, "--threads", str(settings.threads), "-v", "1"], run)
+              "--format-output", fields, "--threads", str(settings.threads), "-v", "1"], run)
     rows: list[list[tuple[str, str]]] = [[] for _ in unique]
     for line in hits.read_text().splitlines():
-        query, _target, header, qstart, qend, qaln, taln = line.split("\t")
+        query, _target, header, qstart, qend, qaln, taln, *taxid = line.split("\t")
+        if taxid and taxid[0] != "0" and not TAXID.search(header):
+            header = f"{header} TaxID={taxid[0]}"
         length = len(unique[int(query)])
         rows[int(query)].append((header, a3m_row(int(qstart), int(qend), qaln, taln, length)))
     return rows
