@@ -23,7 +23,7 @@ from ..io import read_json
 from ..msa.build import MSA_COLUMNS
 from ..queries.ingest import FAILURE_COLUMNS, INGEST_COLUMNS
 from .metadata import run_metadata
-from .schema import atomic_path, to_arrow, write_table
+from .schema import atomic_path, table_writer, to_arrow, write_table
 from .structure import read_tokens
 from .tables import (
     SAMPLE_COLUMNS,
@@ -114,12 +114,11 @@ def _concat(tables: list[pa.Table], name: str | None = None) -> pa.Table:
 
 def _stream(paths: Sequence[Path], path: Path, name: str, metadata: dict[str, str]) -> None:
     """Write the partials one after another into one file, atomically."""
-    schema = to_arrow(pd.DataFrame(columns=columns(name)), name, metadata).schema
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+    with table_writer(path, name, metadata) as write:
         for part in paths:
             table = pq.read_table(part)
             if table.num_rows:
-                writer.write_table(to_arrow(table, name, metadata))
+                write(table)
 
 
 def link_ranked(folder: Path, best: dict[str, str]) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -74,8 +74,22 @@ def to_arrow(frame: pd.DataFrame | pa.Table, name: str, metadata: dict[str, str]
 def write_table(path: Path, frame: pd.DataFrame | pa.Table, name: str,
                 metadata: dict[str, str] | None = None) -> None:
     """Write one table atomically, checked against its schema."""
-    with atomic_path(path) as tmp:
-        pq.write_table(to_arrow(frame, name, metadata), tmp)
+    with table_writer(path, name, metadata) as write:
+        write(frame)
+
+
+@contextmanager
+def table_writer(path: Path, name: str, metadata: dict[str, str] | None = None
+                 ) -> Iterator[Callable[[pd.DataFrame | pa.Table], None]]:
+    """A function that appends frames to the table `name` at `path`; the file appears at the end.
+
+    `metadata` goes in the Parquet footer only: no ARROW:schema copy, which would repeat it
+    (creation time included) in base64.
+    """
+    schema = to_arrow(pd.DataFrame(columns=table_schema(name).names), name).schema
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, store_schema=False) as writer:
+        yield lambda frame: writer.write_table(to_arrow(frame, name))
+        writer.add_key_value_metadata(metadata or {})
 
 
 @contextmanager
