@@ -33,6 +33,7 @@ import foldscreen.model  # noqa: F401  (first: routes MLX's CPU BLAS to OpenBLAS
 from foldscreen.model.blas import use_openblas
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
+FEATURES: Path | None = None
 
 
 def config() -> Any:
@@ -88,6 +89,20 @@ def mlx_block(n: int, chunk_size: int | None) -> Callable[[], None]:
 
 
 def protein_batch(n: int) -> dict:
+    """OpenFold3's features of a random protein; read from (or saved to) `--features` if given."""
+    import numpy as np
+    import torch
+
+    if FEATURES and FEATURES.is_file():
+        with np.load(FEATURES) as saved:
+            return {key: torch.from_numpy(saved[key]) for key in saved.files}
+    batch = featurise_protein(n)
+    if FEATURES:
+        np.savez_compressed(FEATURES, **{k: v.numpy() for k, v in batch.items() if isinstance(v, torch.Tensor)})
+    return batch
+
+
+def featurise_protein(n: int) -> dict:
     from foldscreen.inference.featurise import featurise, query_set
     from foldscreen.queries import Chain
 
@@ -168,32 +183,36 @@ def mlx_diffusion(n: int, chunk_size: int | None, samples: int = 5) -> Callable[
     return run
 
 
-def model_settings() -> Any:
+def model_settings(recycles: int | None, steps: int | None) -> Any:
     from foldscreen.inference.model_config import model_config
     from foldscreen.inference.settings import InferenceSettings
 
-    return model_config(InferenceSettings(weights="released", samples=1))
+    return model_config(InferenceSettings(weights="released", samples=1, recycles=recycles,
+                                          diffusion_steps=steps))
 
 
-def torch_model(n: int, threads: int) -> Callable[[], None]:
+def torch_model(n: int, threads: int, device: str, recycles: int | None,
+                steps: int | None) -> Callable[[], None]:
     import torch
     from openfold3.projects.of3_all_atom.model import OpenFold3
 
     torch.set_num_threads(threads)
-    model = OpenFold3(model_settings()).eval()
-    batch = protein_batch(n)
+    model = OpenFold3(model_settings(recycles, steps)).eval().to(device)
+    batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in protein_batch(n).items()}
 
     def run() -> None:
         with torch.no_grad():
             model(dict(batch))
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
     return run
 
 
-def mlx_model(n: int, chunk_size: int | None) -> Callable[[], None]:
+def mlx_model(n: int, chunk_size: int | None, recycles: int | None, steps: int | None) -> Callable[[], None]:
     from foldscreen.model.batch import to_mlx_batch
     from foldscreen.model.openfold3 import OpenFold3
 
-    model = OpenFold3(model_settings().architecture)
+    model = OpenFold3(model_settings(recycles, steps).architecture)
     batch = to_mlx_batch(protein_batch(n))
 
     def run() -> None:
@@ -226,7 +245,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads")
     parser.add_argument("--cycles", type=int, default=1, help="trunk cycles")
     parser.add_argument("--chunk-size", type=int, default=None, help="MLX chunk size")
+    parser.add_argument("--recycles", type=int, default=None, help="model: recycles (default 3)")
+    parser.add_argument("--steps", type=int, default=None, help="model: diffusion steps (default 200)")
+    parser.add_argument("--device", default="cpu", help="PyTorch device (MLX uses its default device)")
+    parser.add_argument("--features", type=Path, default=None,
+                        help="read the featurised protein from this .npz, or save it there")
     args = parser.parse_args()
+    global FEATURES
+    FEATURES = args.features
     runs = {
         ("torch", "block"): lambda: torch_block(args.n, args.threads),
         ("torch", "trunk"): lambda: torch_trunk(args.n, args.threads, args.cycles),
@@ -234,14 +260,19 @@ def main() -> None:
         ("mlx", "block"): lambda: mlx_block(args.n, args.chunk_size),
         ("mlx", "trunk"): lambda: mlx_trunk(args.n, args.cycles, args.chunk_size),
         ("mlx", "diffusion"): lambda: mlx_diffusion(args.n, args.chunk_size),
-        ("torch", "model"): lambda: torch_model(args.n, args.threads),
-        ("mlx", "model"): lambda: mlx_model(args.n, args.chunk_size),
+        ("torch", "model"): lambda: torch_model(args.n, args.threads, args.device, args.recycles, args.steps),
+        ("mlx", "model"): lambda: mlx_model(args.n, args.chunk_size, args.recycles, args.steps),
     }
     run = runs[args.framework, args.part]()
     times = measure(run, args.repeats, args.warmups)
-    result: dict[str, Any] = {**vars(args), "times_s": [round(t, 3) for t in times],
+    result: dict[str, Any] = {**vars(args), "features": str(args.features), "times_s": [round(t, 3) for t in times],
                               "median_s": round(statistics.median(times), 3),
                               "peak_rss_gib": round(peak_rss_kib() / 2**20, 2)}
+    if args.device.startswith("cuda") and args.framework == "torch":
+        import torch
+
+        result["torch_cuda_peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        result["torch_device"] = torch.cuda.get_device_name()
     if args.framework == "mlx":
         import mlx.core as mx
 
