@@ -1,12 +1,14 @@
-"""The MSA stage's first form: single-sequence and precomputed alignments in a shared cache."""
+"""The MSA stage without a server: single-sequence, precomputed and local alignments, the cache."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from foldscreen.msa import build_msas, cache
+from foldscreen.msa import MsaSettings, build_msas, cache
 from foldscreen.queries import Chain
 
 
@@ -49,7 +51,7 @@ def test_precomputed_a3m_is_copied_into_the_cache(tmp_path):
 
 @pytest.mark.parametrize("text, suffix, words", [
     (">query\nMKTAA\n", ".a3m", "first sequence is not the chain's sequence"),
-    (">query\nMKTAY\n", ".sto", "only A3M"),
+    (">query\nMKTAY\n", ".txt", "alignments must be A3M (.a3m) or Stockholm"),
 ])
 def test_bad_precomputed_alignments_fail_per_chain(tmp_path, text, suffix, words):
     bad = tmp_path / f"bad{suffix}"
@@ -74,3 +76,103 @@ def test_store_keeps_the_first_complete_entry_and_leaves_no_temporaries(tmp_path
     assert first == again and first.read_text() == ">a\nMKT\n"
     assert [p.name for p in first.parent.parent.iterdir()] == [key]
     assert cache.lookup(tmp_path, "src", cache.entry_key("protein", "MKV")) is None
+
+
+STOCKHOLM = """# STOCKHOLM 1.0
+#=GS hit1 DE Homologue OS=Mus musculus OX=10090
+query  MKT-AY
+hit1   MKTwA-
+//
+"""
+
+
+def test_precomputed_stockholm_is_cached_as_a3m_and_own_paired_files_are_used(tmp_path):
+    sto, paired = tmp_path / "mine.sto", tmp_path / "paired.a3m"
+    sto.write_text(STOCKHOLM)
+    paired.write_text(">query\nMKTAY\n>x OX=10090\nMKTAA\n")
+    chain = Chain("protein", ("A",), sequence="MKTAY", msa_path=str(sto), paired_msa_path=str(paired))
+    nobody = MsaSettings(mode="server", cache=tmp_path / "cache",
+                         server={"url": "http://127.0.0.1:9", "retries": 0, "poll_seconds": 0.01})
+    table = build_msas([("q", (chain, protein("GSHM", ("B",))))], nobody)
+    row = table.iloc[0]
+    assert row["status"] == "ok" and row["source"] == "precomputed"
+    a3m = ">query\nMKTAY\n>hit1 Homologue OS=Mus musculus OX=10090\nMKTwA-\n"
+    assert Path(row["path"]).read_text() == a3m
+    assert Path(row["paired_path"]).read_text() == paired.read_text()
+    assert Path(row["paired_path"]).name == "colabfold_paired.a3m"
+    assert table.iloc[1]["status"] == "failed"  # no server listening: a reason, no crash
+    assert table.iloc[1]["reason"].startswith("server: ")
+
+
+def test_paired_entries_name_every_chain_folder_uniquely(tmp_path):
+    one = cache.store_paired(tmp_path, "s", cache.paired_key(("AAA", "CCC")), [">q\nAAA\n", ">q\nCCC\n"])
+    two = cache.store_paired(tmp_path, "s", cache.paired_key(("AAA", "DDD")), [">q\nAAA\n", ">q\nDDD\n"])
+    folders = [p.parent.name for p in one + two]
+    assert len(set(folders)) == 4  # OpenFold3 tells alignments apart by their folder's name
+    assert [p.read_text() for p in one] == [">q\nAAA\n", ">q\nCCC\n"]
+    assert cache.present(tmp_path, "s", [p.parent.parent.name for p in one + two] + ["ab" * 32]) == {
+        p.parent.parent.name for p in one + two}
+
+
+def _store_many(args):
+    root, text = args
+    return [cache.store(Path(root), "src", cache.entry_key("protein", "MKT"), text).read_text()
+            for _ in range(50)]
+
+
+def test_concurrent_writers_of_one_entry_leave_one_whole_entry(tmp_path):
+    from multiprocessing import Pool
+
+    texts = [f">writer{i}\nMKT\n" + "MKT\n" * 20000 for i in range(4)]
+    with Pool(4) as pool:
+        seen = pool.map(_store_many, [(str(tmp_path), t) for t in texts])
+    (entry,) = [p for p in (tmp_path / "src").glob("*/*")]
+    final = (entry / cache.MAIN_MSA_NAME).read_text()
+    assert final in texts and all(read == final for reads in seen for read in reads)
+    assert [p.name for p in entry.parent.iterdir()] == [entry.name]  # no temporaries left
+
+
+def test_fill_caches_only_what_was_fetched_whole(tmp_path):
+    from foldscreen.msa.formats import Failure
+
+    calls = []
+
+    def fetch(todo, deliver):
+        calls.append(sorted(todo))
+        return {key: Failure("server said ERROR") if value == "bad" else f">q\n{value}\n"
+                for key, value in todo.items()}
+
+    def save(key, text):
+        cache.store(tmp_path, "src", key, text)
+
+    wanted = {"aa" + "1" * 62: "good", "bb" + "2" * 62: "bad"}
+    assert cache.fill(tmp_path, "src", wanted, fetch, save) == {"bb" + "2" * 62: "server said ERROR"}
+    assert cache.fill(tmp_path, "src", wanted, fetch, save) == {"bb" + "2" * 62: "server said ERROR"}
+    assert calls == [sorted(wanted), ["bb" + "2" * 62]]  # the good one is never fetched again
+    assert cache.present(tmp_path, "src", wanted) == {"aa" + "1" * 62}
+
+
+@pytest.mark.skipif(not shutil.which("mmseqs"), reason="needs mmseqs (Debian package mmseqs2)")
+def test_local_mode_searches_proteins_once_and_pairs_heteromers_by_species(tmp_path):
+    from msa_data import tiny_database
+
+    from foldscreen.msa.formats import parse_a3m
+
+    tiny = tiny_database(tmp_path / "db")
+    q0, q1, _ = tiny.queries
+    settings = MsaSettings(mode="local", cache=tmp_path / "cache",
+                           local={"tool": "mmseqs2", "databases": [str(tiny.fasta)], "threads": 1})
+    queries = [("pair", (protein(q0), protein(q1, ("B",)), Chain("rna", ("C",), sequence="ACGU"))),
+               ("mono", (protein(q0),))]
+    table = build_msas(queries, settings)
+    assert list(table["source"]) == ["local", "local", "single_sequence", "local"]
+    assert (table["status"] == "ok").all()
+    assert len(parse_a3m(Path(table["path"][0]).read_text())) == 4  # the query and 3 homologues
+    paired = [parse_a3m(Path(p).read_text()) for p in table["paired_path"][:2]]
+    # HUMAN and MOUSE hold homologues of both chains; DROME and YEAST of one only.
+    assert [len(rows) for rows in paired] == [3, 3]
+    assert [h.split("|")[1][:2] for h, _ in paired[0][1:]] == ["P0"] * 2
+    assert pd.isna(table["paired_path"][2]) and pd.isna(table["paired_path"][3])
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.a3m")}
+    build_msas(queries, settings)  # all cached: nothing searched or paired again
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.a3m")} == mtimes

@@ -40,8 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     ingest.set_defaults(run=_ingest)
 
     msa = sub.add_parser("msa", help="fill the MSA cache for the ingested queries")
-    msa.add_argument("--mode", default="single_sequence")
-    msa.add_argument("--cache", type=Path, default=Path("resources/msa_cache"))
+    msa.add_argument("--config", type=Path,
+                     help="a screen config; its `msa:` section sets the source (mode, cache, server, local)")
+    msa.add_argument("--mode", help="single_sequence, precomputed, server or local (overrides --config)")
+    msa.add_argument("--cache", type=Path, help="the MSA cache folder (default resources/msa_cache)")
+    msa.add_argument("--server-url", help="the ColabFold server of mode server")
     msa.set_defaults(run=_msa)
 
     predict = sub.add_parser("predict", help="predict every (query, seed) task not yet done")
@@ -87,9 +90,18 @@ def _table(out: Path, stage: str, suffix: str = "") -> Path:
 
 
 def _msa(args: argparse.Namespace) -> None:
+    import yaml
+
     from .msa import build_msa_table
 
-    build_msa_table(_table(args.out, "ingest"), args.mode, args.cache, _table(args.out, "msa"))
+    section = dict(yaml.safe_load(args.config.read_text()).get("msa") or {}) if args.config else {}
+    if args.mode:
+        section["mode"] = args.mode
+    if args.cache:
+        section["cache"] = args.cache
+    if args.server_url:
+        section["server"] = {**section.get("server", {}), "url": args.server_url}
+    build_msa_table(_table(args.out, "ingest"), section, _table(args.out, "msa"))
 
 
 def _predict(args: argparse.Namespace) -> None:

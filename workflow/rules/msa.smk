@@ -1,11 +1,12 @@
 rule msa_chunk:
-    """One cached alignment per unique chain of a chunk's queries."""
+    """Alignments for a chunk's chains, from the shared cache or fetched into it (mode in config)."""
     input:
         f"{OUT}/ingest/{{chunk}}.parquet",
     output:
         f"{OUT}/msa/{{chunk}}.parquet",
     params:
         settings=config["msa"],
+    threads: config["msa"]["local"]["threads"] if config["msa"]["mode"] == "local" else 1
     conda:
         "../../envs/foldscreen.yaml"
     log:

@@ -4,9 +4,4 @@ from foldscreen import logs
 from foldscreen.msa import build_msa_table
 
 logs.setup(snakemake.log[0])
-build_msa_table(
-    Path(snakemake.input[0]),
-    snakemake.params.settings["mode"],
-    Path(snakemake.params.settings["cache"]),
-    Path(snakemake.output[0]),
-)
+build_msa_table(Path(snakemake.input[0]), snakemake.params.settings, Path(snakemake.output[0]))

@@ -18,17 +18,25 @@ def silence_known_warnings() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
-def query_set(query_id: str, chains: tuple[Chain, ...], msa_paths: dict[str, str]) -> dict[str, Any]:
-    """The task's OpenFold3 query set, with each aligned chain pointing at its cached MSA."""
+def query_set(query_id: str, chains: tuple[Chain, ...], msa_paths: dict[str, str],
+              paired_paths: dict[str, str] | None = None) -> dict[str, Any]:
+    """The task's OpenFold3 query set, each aligned chain pointing at its cached MSAs.
+
+    `msa_paths` and `paired_paths` map a chain's ids (joined by commas) to its main and paired
+    alignment files.
+    """
     entries = []
     for chain in chains:
         entry = chain.to_of3()
-        path = msa_paths.get(",".join(chain.chain_ids))
-        if path:
-            if not Path(path).is_file():
-                raise FileNotFoundError(f"the alignment of chain {','.join(chain.chain_ids)} is missing "
-                                        f"from the MSA cache ({path}); run the msa stage again")
-            entry["main_msa_file_paths"] = [path]
+        ids = ",".join(chain.chain_ids)
+        for field, paths in (("main_msa_file_paths", msa_paths),
+                             ("paired_msa_file_paths", paired_paths or {})):
+            path = paths.get(ids)
+            if path:
+                if not Path(path).is_file():
+                    raise FileNotFoundError(f"the alignment of chain {ids} is missing from the MSA cache "
+                                            f"({path}); run the msa stage again")
+                entry[field] = [path]
         entries.append(entry)
     return {"queries": {query_id: {"chains": entries}}}
 

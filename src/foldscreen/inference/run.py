@@ -73,7 +73,7 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
             if record is None:
                 try:
                     record = predict_task(backend.get(), query_id, chains, msas.paths.get(query_id, {}),
-                                          seed, folder, digest)
+                                          seed, folder, digest, msas.paired.get(query_id, {}))
                 except BackendUnavailable:
                     raise  # the configuration is wrong for every task: fail the job
                 except Exception as err:  # one bad task never stops the chunk
@@ -89,14 +89,15 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
 
 
 def predict_task(backend: Backend, query_id: str, chains: tuple[Chain, ...], msa_paths: dict[str, str],
-                 seed: int, folder: Path, digest: str) -> dict[str, Any]:
+                 seed: int, folder: Path, digest: str,
+                 paired_paths: dict[str, str] | None = None) -> dict[str, Any]:
     """Featurise, run and write one task; its folder appears only when everything is written."""
     staging = tasks.staging_dir(folder)
     try:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         seed_everything(seed)  # reference conformers are drawn at random
-        batch = featurise(query_set(query_id, chains, msa_paths), query_id, seed, staging)
+        batch = featurise(query_set(query_id, chains, msa_paths, paired_paths), query_id, seed, staging)
         timings["featurise_s"] = time.perf_counter() - started
         seed_everything(seed)
         started = time.perf_counter()
@@ -142,8 +143,13 @@ def sample_rows(record: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
 
 
 class _MsaTable:
+    """The chunk's MSA table: failed queries, and each chain's main and paired alignment files."""
+
     def __init__(self, frame: pd.DataFrame) -> None:
         self.failed = set(frame.loc[frame["status"] == "failed", "query_id"])
         self.paths: dict[str, dict[str, str]] = {}
+        self.paired: dict[str, dict[str, str]] = {}
         for row in frame[frame["status"] == "ok"].itertuples(index=False):
             self.paths.setdefault(row.query_id, {})[row.chain_ids] = row.path
+            if isinstance(row.paired_path, str) and row.paired_path:
+                self.paired.setdefault(row.query_id, {})[row.chain_ids] = row.paired_path

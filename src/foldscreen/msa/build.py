@@ -1,14 +1,24 @@
-"""The MSA stage: one cached alignment per unique chain of a set of queries.
+"""The MSA stage: one cached alignment per unique chain, one paired alignment per heteromer.
 
-Sources so far: a precomputed A3M named by the query (any mode), and a single-sequence
-alignment (the query alone) in `single_sequence` mode. `precomputed` mode requires a file for
-every protein and RNA chain.
+Every protein and RNA chain gets a main alignment: its own precomputed file when it has one (A3M
+or Stockholm, in any mode), else one from the mode's source (`single_sequence`: the chain alone;
+`server` and `local`: proteins are searched, RNA chains stand alone; `precomputed`: a chain
+without a file fails). Every query with two or more distinct protein sequences also gets a
+paired alignment from `server` or `local` (unless its chains bring their own paired files).
+Unique sequences are looked up in the cache first; the missing ones are fetched in one call.
+
+A chain whose alignment fails fails its query (status `failed`, with the reason); a failed
+pairing only leaves the query without paired rows (status `ok`, the reason noted). Nothing that
+failed is cached.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -16,10 +26,17 @@ from ..io import file_sha256, write_parquet
 from ..queries.ingest import load_queries
 from ..queries.records import Chain
 from . import cache
+from .formats import Failure, read_alignment
+from .sources import MODES, MsaSettings, SingleSequence, Source, make_source
 
-MODES = ("single_sequence", "precomputed")
+__all__ = ["MODES", "MSA_COLUMNS", "build_msa_table", "build_msas"]
+
+log = logging.getLogger("foldscreen.msa")
+
 ALIGNED_TYPES = ("protein", "rna")
-MSA_COLUMNS = ["query_id", "chain_ids", "chain_hash", "source", "path", "status", "reason"]
+MSA_COLUMNS = ["query_id", "chain_ids", "chain_hash", "source", "path", "paired_path", "status", "reason"]
+Queries = Sequence[tuple[str, tuple[Chain, ...]]]
+ChainKey = tuple[str, str | None]  # the chain's hash and its own alignment file, if any
 
 
 @dataclass(frozen=True)
@@ -29,33 +46,163 @@ class MsaResult:
     reason: str = ""
 
 
-def build_chain_msa(chain: Chain, mode: str, root: Path) -> MsaResult:
-    """Find or make the cached alignment of one chain."""
-    sequence = chain.sequence or ""
-    if chain.msa_path:
-        return _precomputed(chain, Path(chain.msa_path), root)
-    if mode == "precomputed":
-        return MsaResult("precomputed", None, "msa mode is 'precomputed' but the chain has no MSA file")
-    key = cache.entry_key(chain.molecule_type, sequence)
-    path = cache.lookup(root, "single_sequence", key) or cache.store(
-        root, "single_sequence", key, f">query\n{sequence}\n")
-    return MsaResult("single_sequence", str(path))
+def build_msas(queries: Queries, settings: MsaSettings | str, root: Path | None = None) -> pd.DataFrame:
+    """Alignments for every aligned chain of the queries, as rows of the MSA table.
+
+    `settings` may be a mode name; `root` overrides the settings' cache folder.
+    """
+    if isinstance(settings, str):
+        settings = MsaSettings(mode=settings)
+    root = Path(root if root is not None else settings.cache)
+    source = make_source(settings)
+    mains = main_alignments(queries, settings.mode, source, root)
+    paired = paired_alignments(queries, mains, source, root)
+    own_paired = {c.paired_msa_path: _precomputed(c, Path(c.paired_msa_path), root, paired=True)
+                  for _, chains in queries for c in _aligned(chains) if c.paired_msa_path}
+    rows = []
+    for query_id, chains in queries:
+        for chain in _aligned(chains):
+            main = mains[(chain.hash, chain.msa_path)]
+            pair, note = _pair_of(chain, paired.get(query_id), own_paired)
+            failed = main.path is None or (chain.paired_msa_path is not None and pair is None)
+            rows.append({
+                "query_id": query_id, "chain_ids": ",".join(chain.chain_ids), "chain_hash": chain.hash,
+                "source": main.source, "path": main.path, "paired_path": pair,
+                "status": "failed" if failed else "ok", "reason": main.reason or note,
+            })
+    table = pd.DataFrame(rows, columns=MSA_COLUMNS)
+    _log_summary(table, paired)
+    return table
 
 
-def _precomputed(chain: Chain, source: Path, root: Path) -> MsaResult:
-    if source.suffix.lower() != ".a3m":
-        return MsaResult("precomputed", None, f"{source.name}: only A3M alignments are supported")
+def build_msa_table(queries_table: Path, settings: MsaSettings | Mapping[str, Any], out: Path) -> None:
+    """The MSA stage of one chunk: align the chunk's ingested queries, write its MSA table."""
+    if not isinstance(settings, MsaSettings):
+        settings = MsaSettings.from_config(settings)
+    write_parquet(out, build_msas(load_queries(queries_table), settings))
+
+
+def _aligned(chains: tuple[Chain, ...]) -> list[Chain]:
+    return [chain for chain in chains if chain.molecule_type in ALIGNED_TYPES]
+
+
+def main_alignments(queries: Queries, mode: str, source: Source, root: Path) -> dict[ChainKey, MsaResult]:
+    """The main alignment of every unique aligned chain; each unique sequence fetched at most once."""
+    results: dict[ChainKey, MsaResult] = {}
+    wanted: dict[str, dict[ChainKey, Chain]] = {}
+    sources = {source.name: source, SingleSequence.name: SingleSequence()}
+    for _, chains in queries:
+        for chain in _aligned(chains):
+            key = (chain.hash, chain.msa_path)
+            if key in results:
+                continue
+            if chain.msa_path:
+                results[key] = _precomputed(chain, Path(chain.msa_path), root)
+            elif mode == "precomputed":
+                results[key] = MsaResult("precomputed", None,
+                                         "msa mode is 'precomputed' but the chain has no MSA file")
+            else:
+                name = source.name if chain.molecule_type == "protein" else SingleSequence.name
+                wanted.setdefault(name, {})[key] = chain
+                results[key] = MsaResult(name, None, "pending")
+    for name, chains in wanted.items():
+        results.update(_search(sources[name], chains, root))
+    return results
+
+
+def _search(source: Source, chains: dict[ChainKey, Chain], root: Path) -> dict[ChainKey, MsaResult]:
+    """Cached or fetched alignments of chains from one source."""
+    version = (source.version,) if source.version else ()
+    keys = {ck: cache.entry_key(c.molecule_type, c.sequence or "", *version) for ck, c in chains.items()}
+    sequences = {keys[ck]: chains[ck].sequence or "" for ck in chains}
+
+    def fetch(todo: dict[str, str], deliver: cache.Deliver) -> dict[str, Any]:
+        log.info("%s: aligning %d sequences", source.name, len(todo))
+        key_of = {sequence: key for key, sequence in todo.items()}
+        found = source.align(list(todo.values()), root / ".work",
+                             lambda sequence, result: deliver(key_of[sequence], result))
+        return {key: found.get(sequence) for key, sequence in todo.items()}
+
+    failures = cache.fill(root, source.name, sequences, fetch,
+                          lambda key, text: cache.store(root, source.name, key, text))
+    return {ck: MsaResult(source.name, None, f"{source.name}: {failures[key]}") if key in failures
+            else MsaResult(source.name, str(cache.main_path(root, source.name, key)))
+            for ck, key in keys.items()}
+
+
+def paired_alignments(queries: Queries, mains: Mapping[ChainKey, MsaResult], source: Source,
+                      root: Path) -> dict[str, dict[str, str] | str]:
+    """For each query with >= 2 distinct protein sequences: sequence -> paired A3M, or why none."""
+    if not source.pairs:
+        return {}
+    folder = f"{source.name}.paired"
+    query_keys: dict[str, str] = {}
+    chain_sets: dict[str, tuple[str, ...]] = {}
+    unpaired: dict[tuple[str, ...], list[Path]] = {}
+    for query_id, chains in queries:
+        proteins = [c for c in chains if c.molecule_type == "protein"]
+        main = {c.sequence or "": mains[(c.hash, c.msa_path)].path for c in proteins}
+        if len(main) < 2 or None in main.values() or any(c.paired_msa_path for c in chains):
+            continue  # nothing to pair, a query that fails anyway, or the user's own pairing
+        chain_set = tuple(sorted(main))
+        # The unpaired entries are part of the key: species pairing is made from them.
+        parts = (Path(main[s] or "").parent.name for s in chain_set)
+        key = cache.paired_key(chain_set, source.version, *parts)
+        query_keys[query_id], chain_sets[key] = key, chain_set
+        unpaired[chain_set] = [Path(main[s] or "") for s in chain_set]
+
+    def fetch(todo: dict[str, tuple[str, ...]], deliver: cache.Deliver) -> dict[str, Any]:
+        log.info("%s: pairing %d chain sets", source.name, len(todo))
+        key_of = {chain_set: key for key, chain_set in todo.items()}
+        found = source.pair(list(todo.values()), unpaired, lambda chain_set, result: deliver(
+            key_of[chain_set], _checked_pairing(result, len(chain_set))))
+        return {key: _checked_pairing(found.get(chain_set), len(chain_set))
+                for key, chain_set in todo.items()}
+
+    failures = cache.fill(root, folder, chain_sets, fetch,
+                          lambda key, texts: cache.store_paired(root, folder, key, texts))
+    out: dict[str, dict[str, str] | str] = {}
+    for query_id, key in query_keys.items():
+        chain_set = chain_sets[key]
+        out[query_id] = failures.get(key) or dict(zip(
+            chain_set, map(str, cache.paired_paths(root, folder, key, len(chain_set)))))
+    return out
+
+
+def _checked_pairing(result: Any, n_chains: int) -> Any:
+    if isinstance(result, list) and len(result) != n_chains:
+        return Failure(f"{len(result)} paired alignments came back for {n_chains} chains")
+    return result
+
+
+def _pair_of(chain: Chain, paired: dict[str, str] | str | None,
+             own: Mapping[str | None, MsaResult]) -> tuple[str | None, str]:
+    """The chain's paired alignment, and a note when its query has none."""
+    if chain.paired_msa_path:
+        result = own[chain.paired_msa_path]
+        return result.path, result.reason
+    if chain.molecule_type != "protein" or paired is None:
+        return None, ""
+    if isinstance(paired, str):
+        return None, f"no paired alignment (the query is predicted without one): {paired}"
+    return paired[chain.sequence or ""], ""
+
+
+def _precomputed(chain: Chain, source: Path, root: Path, paired: bool = False) -> MsaResult:
+    """Copy a chain's own alignment file (A3M or Stockholm) into the cache, after checking it."""
+    kind = "precomputed.paired" if paired else "precomputed"
     try:
-        text = source.read_text()
-    except OSError as err:
-        return MsaResult("precomputed", None, f"cannot read {source}: {err.strerror}")
-    first = first_a3m_sequence(text)
-    if first != chain.sequence:
-        return MsaResult("precomputed", None,
-                         f"{source.name}: its first sequence is not the chain's sequence")
-    key = cache.entry_key(chain.molecule_type, first, file_sha256(source))
-    path = cache.lookup(root, "precomputed", key) or cache.store(root, "precomputed", key, text)
-    return MsaResult("precomputed", str(path))
+        text = read_alignment(source)
+    except (OSError, ValueError) as err:
+        return MsaResult(kind, None, f"cannot read {source}: {getattr(err, 'strerror', None) or err}")
+    if first_a3m_sequence(text) != chain.sequence:
+        return MsaResult(kind, None, f"{source.name}: its first sequence is not the chain's sequence")
+    sequence = chain.sequence or ""
+    if paired:
+        key = cache.paired_key((sequence,), file_sha256(source))
+        return MsaResult(kind, str(cache.store_paired(root, kind, key, [text])[0]))
+    key = cache.entry_key(chain.molecule_type, sequence, file_sha256(source))
+    return MsaResult(kind, str(cache.store(root, kind, key, text)))
 
 
 def first_a3m_sequence(text: str) -> str:
@@ -72,32 +219,11 @@ def first_a3m_sequence(text: str) -> str:
     return "".join(ch for ch in "".join(lines) if ch.isupper())
 
 
-def build_msas(queries: list[tuple[str, tuple[Chain, ...]]], mode: str, root: Path) -> pd.DataFrame:
-    """Alignments for every aligned chain of the queries; each unique chain is handled once."""
-    if mode not in MODES:
-        raise ValueError(f"unknown msa mode {mode!r} (use one of {', '.join(MODES)})")
-    done: dict[tuple[str, str | None], MsaResult] = {}
-    rows = []
-    for query_id, chains in queries:
-        for chain in chains:
-            if chain.molecule_type not in ALIGNED_TYPES:
-                continue
-            key = (chain.hash, chain.msa_path)
-            if key not in done:
-                done[key] = build_chain_msa(chain, mode, root)
-            result = done[key]
-            rows.append({
-                "query_id": query_id,
-                "chain_ids": ",".join(chain.chain_ids),
-                "chain_hash": chain.hash,
-                "source": result.source,
-                "path": result.path,
-                "status": "ok" if result.path else "failed",
-                "reason": result.reason,
-            })
-    return pd.DataFrame(rows, columns=MSA_COLUMNS)
-
-
-def build_msa_table(queries_table: Path, mode: str, root: Path, out: Path) -> None:
-    """The MSA stage of one chunk: align the chunk's ingested queries, write its MSA table."""
-    write_parquet(out, build_msas(load_queries(queries_table), mode, root))
+def _log_summary(table: pd.DataFrame, paired: Mapping[str, dict[str, str] | str]) -> None:
+    failed = table[table["status"] == "failed"]
+    n_pair_failed = sum(isinstance(p, str) for p in paired.values())
+    log.info("%d chains of %d queries: %d unique alignments, %d chains failed; %d queries paired, %d without",
+             len(table), table["query_id"].nunique(), table["path"].nunique(), len(failed),
+             len(paired) - n_pair_failed, n_pair_failed)
+    for row in failed.itertuples(index=False):
+        log.warning("%s chain %s: %s", row.query_id, row.chain_ids, row.reason)
