@@ -201,6 +201,10 @@ def test_pairing_keeps_species_found_in_every_chain_best_hit_first():
     assert paired_a == ">query\nMKTAY\n>a1 OX=9606\nMKTAF\n>a2 OX=10090\nMK-AY\n>sp|P1|A6_YEAST x\nMrKTAY\n"
     assert paired_b == ">query\nGSHM\n>b2 OX=9606\nGAHM\n>b1 OX=10090\nGSHL\n>B4_YEAST\nGSaHM\n"
     assert pair_by_species([chain_a, ">query\nGSHM\n"]) == [">query\nMKTAY\n", ">query\nGSHM\n"]
+    chain_c = ">query\nWWP\n>c1 TaxID=10090\nWWA\n>c2 OX=9606\nW-P\n"  # a third chain has no YEAST
+    three = pair_by_species([chain_a, chain_b, chain_c])
+    assert [len(parse_a3m(text)) for text in three] == [3, 3, 3]
+    assert three[2] == ">query\nWWP\n>c2 OX=9606\nW-P\n>c1 TaxID=10090\nWWA\n"
 
 
 # --- what OpenFold3's featurisation makes of the alignments ---------------------------------------

@@ -153,14 +153,16 @@ def mmseqs_hits(binary: str, settings: LocalSettings, db: Path, run: Path, numbe
               "-e", str(settings.evalue), "--max-seqs", str(settings.max_seqs),
               "--threads", str(settings.threads), "-v", "1"], run)
     taxonomy = Path(f"{db}_mapping").is_file()  # made by `mmseqs createtaxdb`
-    fields = HIT_FIELDS + (",taxid" if taxonomy else "")
+    columns = HIT_FIELDS + (",taxid" if taxonomy else "")
     run_tool([binary, "convertalis", "qdb", str(db.resolve()), res, hits.name,
-              "--format-output", fields, "--threads", str(settings.threads), "-v", "1"], run)
+              "--format-output", columns, "--threads", str(settings.threads), "-v", "1"], run)
     rows: list[list[tuple[str, str]]] = [[] for _ in unique]
     for line in hits.read_text().splitlines():
-        query, _target, header, qstart, qend, qaln, taln, *taxid = line.split("\t")
-        if taxid and taxid[0] != "0" and not TAXID.search(header):
-            header = f"{header} TaxID={taxid[0]}"
+        fields = line.split("\t")
+        taxid = fields.pop() if taxonomy else "0"
+        query, header, (qstart, qend, qaln, taln) = fields[0], "\t".join(fields[2:-4]), fields[-4:]
+        if taxid != "0" and not TAXID.search(header):
+            header = f"{header} TaxID={taxid}"
         length = len(unique[int(query)])
         rows[int(query)].append((header, a3m_row(int(qstart), int(qend), qaln, taln, length)))
     return rows
