@@ -98,7 +98,8 @@ def protein_batch(n: int) -> dict:
             return {key: torch.from_numpy(saved[key]) for key in saved.files}
     batch = featurise_protein(n)
     if FEATURES:
-        np.savez_compressed(FEATURES, **{k: v.numpy() for k, v in batch.items() if isinstance(v, torch.Tensor)})
+        tensors = {k: v.numpy() for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        np.savez_compressed(FEATURES, **tensors)
     return batch
 
 
@@ -265,7 +266,8 @@ def main() -> None:
     }
     run = runs[args.framework, args.part]()
     times = measure(run, args.repeats, args.warmups)
-    result: dict[str, Any] = {**vars(args), "features": str(args.features), "times_s": [round(t, 3) for t in times],
+    result: dict[str, Any] = {**vars(args), "features": str(args.features),
+                              "times_s": [round(t, 3) for t in times],
                               "median_s": round(statistics.median(times), 3),
                               "peak_rss_gib": round(peak_rss_kib() / 2**20, 2)}
     if args.device.startswith("cuda") and args.framework == "torch":

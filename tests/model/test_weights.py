@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import OrderedDict
 from pathlib import Path
@@ -17,6 +18,7 @@ from openfold3.projects.of3_all_atom.runner import OpenFold3AllAtom
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.types import LRSchedulerConfig
 
+import foldscreen.model.weights as weights_module
 from foldscreen.cli import main
 from foldscreen.inference.model_config import model_config
 from foldscreen.inference.settings import InferenceSettings
@@ -265,6 +267,22 @@ def test_a_changed_checkpoint_is_converted_again(model, tmp_path):
     key = ATTENTION + "linear_q.weight"
     assert np.array_equal(np.array(weights[key]), other.state_dict()[key].numpy())
     assert not np.array_equal(np.array(weights[key]), model.state_dict()[key].numpy())
+
+
+def test_an_unchanged_checkpoint_is_not_hashed_again(model, tmp_path, monkeypatch):
+    path = tmp_path / "of3.pt"
+    torch.save(model.state_dict(), path)
+    cache = convert(path)
+    written = cache.stat().st_mtime_ns
+
+    def _no_hashing(_):
+        raise AssertionError("hashed an unchanged checkpoint")
+    monkeypatch.setattr(weights_module, "file_sha256", _no_hashing)
+    assert convert(path) == cache
+    monkeypatch.undo()
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # touched, same bytes
+    assert convert(path) == cache
+    assert cache.stat().st_mtime_ns == written
 
 
 def test_convert_weights_command(model, tmp_path, capsys):

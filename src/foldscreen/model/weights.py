@@ -2,7 +2,8 @@
 
 A checkpoint is unpickled once, with `torch.load(weights_only=True)`, and converted to
 `<name>.mlx.safetensors` next to it; later loads read that file and never unpickle. The cache
-records the checkpoint's sha256 and is rebuilt when the checkpoint changes.
+records the checkpoint's sha256 (and size and mtime, so that an unchanged checkpoint is not
+hashed again at every load) and is rebuilt when the checkpoint's content changes.
 
 The state read from a checkpoint has the MLX model's key set: the EMA weights when the checkpoint
 has them; without the `sample_diffusion.diffusion_module.*` aliases of `diffusion_module.*`; and
@@ -105,16 +106,25 @@ def convert(checkpoint_path: str | Path) -> Path:
     """The checkpoint's safetensors cache, written unless it is there for this checkpoint."""
     checkpoint_path = Path(checkpoint_path)
     target = cache_path(checkpoint_path)
-    digest = file_sha256(checkpoint_file(checkpoint_path))
+    source = checkpoint_file(checkpoint_path)
     recorded = safetensors_metadata(target)
-    if recorded.get("source_sha256") == digest and recorded.get("converter") == CONVERTER:
+    if recorded.get("converter") == CONVERTER and recorded.get("source_stat") == _stat(source):
+        return target  # unchanged since conversion: no need to hash gigabytes at every model load
+    digest = file_sha256(source)
+    if recorded.get("converter") == CONVERTER and recorded.get("source_sha256") == digest:
         return target
     log.info("converting %s to %s", checkpoint_path, target)
     state, form, version = _read(checkpoint_path)
     metadata = {"converter": CONVERTER, "source": checkpoint_path.name, "source_sha256": digest,
-                "source_form": form, "model_version": version}
+                "source_stat": _stat(source), "source_form": form, "model_version": version}
     _save_atomically(target, {key: _float32(value) for key, value in state.items()}, metadata)
     return target
+
+
+def _stat(path: Path) -> str:
+    """Size and modification time of a file: what changes when a checkpoint is replaced."""
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def cache_path(checkpoint_path: Path) -> Path:
