@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from msa_data import TinyDatabase, tiny_database
 
 from foldscreen.msa.formats import Failure, match_columns, parse_a3m, read_alignment, stockholm_to_a3m
-from foldscreen.msa.local import LocalSettings, search_unpaired
+from foldscreen.msa.local import LocalSettings, mmseqs_database, search_unpaired
 from foldscreen.msa.pairing import pair_by_species, species
 
 TOOLS = ["mmseqs2", "jackhmmer"]
@@ -101,11 +102,17 @@ def test_mmseqs_converts_a_fasta_database_once(searched, tiny):
     tool, _, workdir = searched
     if tool != "mmseqs2":
         pytest.skip("jackhmmer reads FASTA files as they are")
-    (converted,) = (workdir / "databases").iterdir()
+    (converted,) = (p for p in (workdir / "databases").iterdir() if not p.name.startswith("."))
     stamp = (converted / "db").stat().st_mtime_ns
     search_unpaired(LocalSettings(tool, (tiny.fasta,), iterations=1, sensitivity=2), ["MKTAYIAKQRQ"], workdir)
     assert (converted / "db").stat().st_mtime_ns == stamp
     assert [p.name for p in workdir.iterdir()] == ["databases"]  # no search folder left behind
+    # A conversion killed midway left its temporary folder: the next conversion removes it.
+    shutil.rmtree(converted)
+    stale = converted.parent / f".{converted.name}.killed.tmp"
+    stale.mkdir()
+    assert mmseqs_database("mmseqs", tiny.fasta, workdir) == converted / "db"
+    assert (converted / "db.dbtype").is_file() and not stale.exists()
 
 
 def test_database_version_follows_the_files_and_parameters(tiny, tmp_path):

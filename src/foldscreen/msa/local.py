@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .formats import Failure, alignment_to_a3m, format_a3m, merge_a3m, stockholm_to_a3m
 from .pairing import TAXID
+from .slots import hold_slot
 
 TOOLS = {"mmseqs2": "mmseqs", "jackhmmer": "jackhmmer"}
 INSTALL = {"mmseqs": "the Debian package `mmseqs2` or the conda package `bioconda::mmseqs2`",
@@ -130,17 +131,17 @@ def mmseqs_database(binary: str, db: Path, workdir: Path) -> Path:
         raise SearchError(f"database {db} is neither an MMseqs2 database ({db}.dbtype) nor a FASTA file")
     key = hashlib.sha256(f"{db.resolve()} {database_stamp(db)}".encode()).hexdigest()[:24]
     final = workdir / "databases" / key
-    if not (final / "db.dbtype").is_file():
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}.", suffix=".tmp"))
-        try:
-            run_tool([binary, "createdb", str(db.resolve()), "db", "-v", "1"], tmp)
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / "db.dbtype").is_file():  # another job renamed its copy in first
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    # One job converts while the others wait for it; a folder left by a killed job is removed.
+    with hold_slot(workdir / "databases" / f".{key}.lock", 1, lambda: 2.0):
+        if not (final / "db.dbtype").is_file():
+            for stale in final.parent.glob(f".{key}.*.tmp"):
+                shutil.rmtree(stale)
+            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}.", suffix=".tmp"))
+            try:
+                run_tool([binary, "createdb", str(db.resolve()), "db", "-v", "1"], tmp)
+                os.rename(tmp, final)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
     return final / "db"
 
 
