@@ -159,7 +159,7 @@ STOCKHOLM = """# STOCKHOLM 1.0
 query      MK-TA..Y
 hit1/2-9   MKGTAcwY
 #=GR hit1/2-9 PP **9*****
-hit2       -K-TA..F
+hit2	-K-TA..F
 hit3       MKGTAcwY
 
 query      IV

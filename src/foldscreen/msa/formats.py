@@ -66,8 +66,8 @@ def parse_stockholm(text: str) -> tuple[list[tuple[str, str]], dict[str, str]]:
             if len(parts) == 4 and parts[2] == "DE":
                 descriptions[parts[1]] = parts[3].removeprefix("[subseq from] ")
         elif line.strip() and not line.startswith("#"):
-            name, _, aligned = line.partition(" ")
-            sequences.setdefault(name, []).append(aligned.strip())
+            name, *aligned = line.split(maxsplit=1)
+            sequences.setdefault(name, []).append("".join(aligned).strip())
     return [(name, "".join(parts)) for name, parts in sequences.items()], descriptions
 
 
@@ -88,9 +88,8 @@ def stockholm_to_a3m(text: str, max_seqs: int | None = None) -> str:
 def read_alignment(path: Path) -> str:
     """A precomputed alignment file (A3M, or Stockholm by its suffix) as A3M text."""
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix != ".a3m" and suffix not in STOCKHOLM_SUFFIXES:
+        raise ValueError(f"{path.name}: alignments must be A3M (.a3m) or Stockholm (.sto, .stockholm)")
     text = path.read_text()
-    if path.suffix.lower() in STOCKHOLM_SUFFIXES:
-        return stockholm_to_a3m(text)
-    if path.suffix.lower() == ".a3m":
-        return text
-    raise ValueError(f"{path.name}: alignments must be A3M (.a3m) or Stockholm (.sto, .stockholm)")
+    return stockholm_to_a3m(text) if suffix in STOCKHOLM_SUFFIXES else text

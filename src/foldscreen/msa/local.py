@@ -97,7 +97,8 @@ def run_tool(command: list[str], cwd: Path) -> None:
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
         tail = "\n".join((result.stderr + result.stdout).strip().splitlines()[-8:])
-        raise SearchError(f"{Path(command[0]).name} {command[1]} failed (exit {result.returncode}): {tail}")
+        tool = Path(command[0]).name + ("" if command[1].startswith("-") else f" {command[1]}")
+        raise SearchError(f"{tool} failed (exit {result.returncode}): {tail}")
 
 
 # --- MMseqs2 -------------------------------------------------------------------------------------
