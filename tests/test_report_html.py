@@ -109,48 +109,78 @@ def test_top_hits_profiles_and_heatmaps(page, out):
 
 def test_table_sorts_on_header_click(page, out):
     queries = pd.read_parquet(out / "queries.parquet")
-
-    def column(n: int) -> list[str]:
-        return texts(page, f"#table-queries tbody td:nth-child({n})")
-
-    assert column(1) == list(queries["query_id"])  # as ranked
     header = page.find_elements("css selector", "#table-queries th")
-    header[0].click()
-    assert column(1) == sorted(queries["query_id"])
-    header[0].click()
-    assert column(1) == sorted(queries["query_id"], reverse=True)
-    header[8].click()  # tokens: numeric
-    assert [int(v) for v in column(9)] == sorted(queries["n_tokens"])
-    assert header[8].get_attribute("aria-sort") == "ascending"
+    names = [h.text for h in header]
+
+    def column(name: str) -> list[str]:
+        return texts(page, f"#table-queries tbody td:nth-child({names.index(name) + 1})")
+
+    assert column("query") == list(queries["query_id"])  # as ranked
+    header[names.index("query")].click()
+    assert column("query") == sorted(queries["query_id"])
+    header[names.index("query")].click()
+    assert column("query") == sorted(queries["query_id"], reverse=True)
+    tokens = header[names.index("tokens")]
+    tokens.click()  # numbers sort as numbers
+    assert [int(v) for v in column("tokens")] == sorted(queries["n_tokens"])
+    assert tokens.get_attribute("aria-sort") == "ascending"
+    header[names.index("pLDDT")].click()
+    assert [float(v) for v in column("pLDDT")] == sorted(round(v, 3) for v in queries["avg_plddt"])
+    header[names.index("ipSAE")].click()  # the single-chain query has none: blanks go last
+    assert column("query")[-1] == "mono" and column("ipSAE")[-1] == "-"
 
 
-def test_cli_writes_the_same_report(finished_screen, out, tmp_path, monkeypatch):
-    copy = tmp_path / "copy"
-    shutil.copytree(out, copy / "results" / "test", symlinks=True)
-    (copy / "results" / "test" / "report.html").unlink()
-    monkeypatch.chdir(copy)
-    main(["report", "--out", "results/test"])
-    assert (copy / "results/test/report.html").read_bytes() == (out / "report.html").read_bytes()
+def test_cli_writes_the_same_report(out, tmp_path, monkeypatch):
+    copy = tmp_path / "copy" / "results" / "test"
+    shutil.copytree(out, copy, symlinks=True)
+    (copy / "report.html").unlink()
+    monkeypatch.chdir(tmp_path)  # not the workflow's folder: sample files are found under --out
+    main(["report", "--out", str(copy)])
+    assert (copy / "report.html").read_bytes() == (out / "report.html").read_bytes()
 
 
 def test_large_screen_report_is_bounded(out, tmp_path, monkeypatch):
     """100,000 queries: the table keeps the best 1,000, the scatter 5,000 points, the file stays small."""
     queries = pd.read_parquet(out / "queries.parquet")
     n = 100_000
-    big = queries.iloc[np.arange(n) % len(queries)].reset_index(drop=True)
     rng = np.random.default_rng(0)
-    big["query_id"] = [f"q{i:06d}" for i in range(n)]
-    big["iptm"], big["ptm"] = rng.random(n), rng.random(n)
-    big["sample_ranking_score"] = np.sort(0.8 * big["iptm"] + 0.2 * big["ptm"])[::-1]
+    big = queries.iloc[np.arange(n - len(queries)) % len(queries)].reset_index(drop=True)
+    big["query_id"] = [f"q{i:06d}" for i in range(len(big))]
+    big["iptm"], big["ptm"] = rng.random(len(big)), rng.random(len(big))
+    big["sample_ranking_score"] = 0.8 * big["iptm"] + 0.2 * big["ptm"]
+    queries["sample_ranking_score"] += 1  # the real queries stay on top: the hits read their files
+    big = pd.concat([queries, big.sort_values("sample_ranking_score", ascending=False)], ignore_index=True)
     big.to_parquet(tmp_path / "queries.parquet")
-    for name in ("samples", "failures"):
+    for name in ("samples", "failures", "residues", "chain_pairs"):
         shutil.copy(out / f"{name}.parquet", tmp_path / f"{name}.parquet")
     monkeypatch.chdir(out.parents[1])  # the tables' paths are relative to the workflow's folder
-    html = render_report(tmp_path)
+    html = render_report(tmp_path, top_hits=len(queries))
     assert len(re.findall(r'<circle class="dot', html)) == SCATTER_POINTS
     rows = re.search(r'<table class="sortable" id="table-queries">.*?</table>', html).group(0)
     assert rows.count("<tr>") == TABLE_ROWS + 1
     assert "Showing 1,000 of 100,000" in html and len(html.encode()) < 3_000_000
+    assert html.count('<article class="hit"') == len(queries)
+
+
+def test_unreadable_sample_file_loses_one_figure_only(out, tmp_path, monkeypatch):
+    copy = tmp_path / "results" / "test"
+    shutil.copytree(out, copy, symlinks=True)
+    top = pd.read_parquet(copy / "queries.parquet").iloc[0]
+    Path(copy, *Path(top["best_model_path"].replace("_model.cif", "_confidences.json")).parts[2:]).unlink()
+    monkeypatch.chdir(tmp_path)
+    html = render_report(copy)
+    assert html.count('<img class="pae"') == 2 and "could not be read: no PAE" in html
+
+
+def test_report_before_any_prediction(out, tmp_path):
+    queries = pd.read_parquet(out / "queries.parquet")
+    pending = queries[["query_id", "n_tokens", "n_chains", "molecule_types", "notes"]].assign(
+        status="pending", n_samples=0).reindex(columns=queries.columns)
+    pending.to_parquet(tmp_path / "queries.parquet")
+    for name in ("samples", "failures", "residues", "chain_pairs"):
+        shutil.copy(out / f"{name}.parquet", tmp_path / f"{name}.parquet")
+    html = render_report(tmp_path)
+    assert html.count("No predictions yet.") == 2 and 'id="demo-warning"' not in html
 
 
 def test_heatmap_of_a_long_query_is_downsampled():

@@ -124,6 +124,15 @@ def profile_svg(plddt: Sequence[float], chains: Sequence[str]) -> str:
     return _frame(x, y, "token", "pLDDT", body, "profile")
 
 
+def chain_lines_svg(chains: Sequence[str]) -> str:
+    """Chain boundaries as lines over a token x token heatmap (stretched over it by CSS)."""
+    n = len(chains)
+    starts = [i for i in range(1, n) if chains[i] != chains[i - 1]]
+    lines = "".join(f'<path d="M{i} 0V{n}M0 {i}H{n}"/>' for i in starts)
+    return (f'<svg class="chain-lines" viewBox="0 0 {n} {n}" preserveAspectRatio="none">'
+            f"{lines}</svg>")
+
+
 def downsample(matrix: np.ndarray, max_side: int) -> np.ndarray:
     """Block means so that neither side exceeds `max_side`."""
     factor = math.ceil(max(matrix.shape) / max_side)

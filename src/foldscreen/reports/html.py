@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_write_text
-from .figures import Point, heatmap_png, histogram_svg, profile_svg, scatter_svg
+from .figures import Point, chain_lines_svg, heatmap_png, histogram_svg, profile_svg, scatter_svg
 
 TOP_HITS = 10
 TABLE_ROWS = 1000
@@ -24,14 +24,20 @@ CLASH_SCORE = -50.0  # OpenFold3 takes 100 off the ranking score of a sample wit
 log = logging.getLogger(__name__)
 
 
+PAIR_COLUMNS = [("chains", None), ("ipTM", "chain_pair_iptm"), ("ipSAE", "ipsae"), ("pDockQ2", "pdockq2"),
+                ("LIS", "lis"), ("min PAE (\u212b)", "pae_min"), ("contacts", "n_contacts"),
+                ("interface pLDDT", "interface_plddt")]
+
+
 @dataclass(frozen=True)
 class Hit:
-    """A top query's best sample: its scores, per-token pLDDT and PAE."""
+    """A top query's best sample: its scores, per-token pLDDT and chain, PAE, and chain pairs."""
 
     row: pd.Series
     plddt: list[float]
     chains: list[str]
-    pae: np.ndarray
+    pae: np.ndarray | None
+    pairs: pd.DataFrame
 
 
 def write_report(tables: Path, report: Path, top_hits: int = TOP_HITS, table_rows: int = TABLE_ROWS) -> None:
@@ -49,7 +55,7 @@ def render_report(tables: Path, top_hits: int = TOP_HITS, table_rows: int = TABL
     failures = pd.read_parquet(tables / "failures.parquet")
     n_samples = pq.ParquetFile(tables / "samples.parquet").metadata.num_rows
     predicted = queries[queries["status"] == "predicted"]
-    hits = [load_hit(tables, row) for _, row in predicted.head(top_hits).iterrows()]
+    hits = load_hits(tables, predicted.head(top_hits))
     body = "".join([
         _glance(tables.name, queries, failures, n_samples),
         _section("Failures", _failures(failures)),
@@ -60,13 +66,35 @@ def render_report(tables: Path, top_hits: int = TOP_HITS, table_rows: int = TABL
     return _page(f"foldscreen report: {tables.name}", body)
 
 
-def load_hit(tables: Path, row: pd.Series) -> Hit:
-    """Read a query's best sample: pLDDT per token from its structure, PAE from its confidences."""
-    model = sample_file(tables, row["best_model_path"])
-    confidences = model.with_name(model.name.removesuffix("_model.cif") + "_confidences.json")
-    plddt, chains = token_plddt(model)
-    pae = np.asarray(json.loads(confidences.read_text())["pae"], dtype=float)
-    return Hit(row, plddt, chains, pae)
+def load_hits(tables: Path, top: pd.DataFrame) -> list[Hit]:
+    """The best sample of each query in `top`: rows of the residues and chain_pairs tables, and its PAE."""
+    ids = list(top["query_id"])
+    if not ids:
+        return []
+    best = [("rank", "=", 1), ("query_id", "in", ids)]
+    paths = pd.read_parquet(tables / "samples.parquet", columns=["query_id", "confidences_path"],
+                            filters=best).set_index("query_id")["confidences_path"]
+    residues = pd.read_parquet(tables / "residues.parquet", filters=best,
+                               columns=["query_id", "token_index", "chain_id", "plddt"])
+    plddt = {q: t.sort_values("token_index") for q, t in residues.groupby("query_id")}
+    pairs = pd.read_parquet(tables / "chain_pairs.parquet", filters=best,
+                            columns=["query_id", "chain_a", "chain_b"] + [c for _, c in PAIR_COLUMNS[1:]])
+    hits = []
+    for _, row in top.iterrows():
+        tokens = plddt.get(row.query_id, pd.DataFrame(columns=["plddt", "chain_id"]))
+        hits.append(Hit(row, list(tokens["plddt"]), list(tokens["chain_id"]),
+                        read_pae(tables, row.query_id, paths.get(row.query_id)),
+                        pairs[pairs["query_id"] == row.query_id]))
+    return hits
+
+
+def read_pae(tables: Path, query_id: str, path: str | None) -> np.ndarray | None:
+    """The PAE matrix of a sample's full confidences; None (and a warning) when it cannot be read."""
+    try:
+        return np.asarray(json.loads(sample_file(tables, str(path)).read_text())["pae"], dtype=float)
+    except (OSError, ValueError, KeyError) as err:
+        log.warning("report: no PAE for %s (%s: %s)", query_id, type(err).__name__, err)
+        return None
 
 
 def sample_file(tables: Path, path: str) -> Path:
@@ -75,22 +103,6 @@ def sample_file(tables: Path, path: str) -> Path:
     if given.exists() or "predictions" not in given.parts:
         return given
     return tables.joinpath(*given.parts[given.parts.index("predictions"):])
-
-
-def token_plddt(model: Path) -> tuple[list[float], list[str]]:
-    """Per-token pLDDT and chain from a structure's B-factors: a polymer residue is one token
-    (mean over its atoms), every atom of anything else is a token of its own."""
-    import gemmi
-
-    plddt, chains = [], []
-    for chain in gemmi.read_structure(str(model))[0]:
-        for residue in chain:
-            values = [atom.b_iso for atom in residue]
-            if residue.entity_type == gemmi.EntityType.Polymer:
-                values = [sum(values) / len(values)]
-            plddt += values
-            chains += [chain.name] * len(values)
-    return plddt, chains
 
 
 def _page(title: str, body: str) -> str:
@@ -117,7 +129,7 @@ def _glance(screen: str, queries: pd.DataFrame, failures: pd.DataFrame, n_sample
     }
     cards = "".join(f'<div class="count" id="count-{k}"><span class="n">{v:,}</span>{k}</div>'
                     for k, v in counts.items())
-    demo = queries["demo_weights"].fillna(False).astype(bool).any()
+    demo = bool(queries["demo_weights"].eq(True).any())
     warning = ('<p class="warning" id="demo-warning"><strong>Demo weights:</strong> these predictions '
                "come from RANDOM weights, not a trained OpenFold3 checkpoint. The scores mean nothing."
                "</p>") if demo else ""
@@ -167,23 +179,36 @@ def _spread_sample(frame: pd.DataFrame, limit: int) -> pd.DataFrame:
 
 def _hit(hit: Hit) -> str:
     r = hit.row
-    png = base64.b64encode(heatmap_png(hit.pae)).decode()
     facts = " · ".join([f"ranking score {r.sample_ranking_score:.3f}", f"ipTM {r.iptm:.3f}",
                         f"pTM {r.ptm:.3f}", f"pLDDT {r.avg_plddt:.1f}", f"{r.n_tokens} tokens",
                         f"seed {r.best_seed}, sample {r.best_sample}"])
+    pairs = [[_cell(f"{p.chain_a}-{p.chain_b}")] + [_cell(getattr(p, c)) for _, c in PAIR_COLUMNS[1:]]
+             for p in hit.pairs.itertuples(index=False)]
+    pair_table = _table(f"pairs-{r.query_id}", [h for h, _ in PAIR_COLUMNS], pairs) if pairs else ""
+    profile = profile_svg(hit.plddt, hit.chains) if hit.plddt else '<p class="note">No pLDDT rows.</p>'
     return (f'<article class="hit" data-query="{escape(r.query_id)}"><h3>{escape(r.query_id)}</h3>'
             f'<p class="facts">{escape(facts)}</p><div class="figures">'
-            f"<figure>{profile_svg(hit.plddt, hit.chains)}<figcaption>pLDDT per token.</figcaption></figure>"
-            f'<figure><img class="pae" alt="PAE of {escape(r.query_id)}" src="data:image/png;base64,{png}">'
-            f'<figcaption>Predicted aligned error, {hit.pae.shape[0]} x {hit.pae.shape[1]} tokens '
-            '<span class="scale"></span> 0 to 32 &#8491;.</figcaption></figure></div></article>')
+            f"<figure>{profile}<figcaption>pLDDT per token.</figcaption></figure>"
+            f"<figure>{_pae(r.query_id, hit.pae, hit.chains)}</figure></div>{pair_table}</article>")
+
+
+def _pae(query_id: str, pae: np.ndarray | None, chains: list[str]) -> str:
+    if pae is None:
+        return '<p class="note">The confidences file could not be read: no PAE.</p>'
+    png = base64.b64encode(heatmap_png(pae)).decode()
+    lines = chain_lines_svg(chains) if len(chains) == pae.shape[0] else ""
+    return (f'<div class="pae-box"><img class="pae" alt="PAE of {escape(query_id)}" '
+            f'src="data:image/png;base64,{png}">{lines}</div>'
+            f"<figcaption>Predicted aligned error (row: aligned on, column: scored), "
+            f'{pae.shape[0]} x {pae.shape[1]} tokens <span class="scale"></span> 0 to 32 &#8491;.'
+            f"</figcaption>")
 
 
 QUERY_COLUMNS = [
     ("query", "query_id"), ("status", "status"), ("ranking score", "sample_ranking_score"),
-    ("ipTM", "iptm"), ("pTM", "ptm"), ("pLDDT", "avg_plddt"), ("spread", "ranking_score_spread"),
-    ("clash", "has_clash"), ("tokens", "n_tokens"), ("chains", "n_chains"),
-    ("molecules", "molecule_types"), ("samples", "n_samples"),
+    ("ipTM", "iptm"), ("pTM", "ptm"), ("ipSAE", "ipsae"), ("pDockQ2", "pdockq2"), ("LIS", "lis"),
+    ("pLDDT", "avg_plddt"), ("spread", "ranking_score_spread"), ("clash", "has_clash"),
+    ("tokens", "n_tokens"), ("chains", "n_chains"), ("molecules", "molecule_types"), ("samples", "n_samples"),
 ]
 
 
@@ -198,7 +223,7 @@ def _queries_table(queries: pd.DataFrame, limit: int) -> str:
 def _table(name: str, headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f'<th scope="col">{escape(h)}</th>' for h in headers)
     body = "".join(f"<tr>{''.join(cells)}</tr>" for cells in rows)
-    return (f'<div class="scroll"><table class="sortable" id="table-{name}">'
+    return (f'<div class="scroll"><table class="sortable" id="table-{escape(name)}">'
             f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
