@@ -68,7 +68,8 @@ def molecule_type(residue_names: set[str], hetero: bool) -> str:
 def read_tokens(path: Path) -> Tokens:
     """Tokens, chains and representative positions of one mmCIF model."""
     table = gemmi.cif.read_file(str(path)).sole_block().find("_atom_site.", _FIELDS)
-    group, atom, comp, asym, seq = ([gemmi.cif.as_string(v) for v in table.column(i)] for i in range(5))
+    group, comp, asym, seq = (list(table.column(i)) for i in (0, 2, 3, 4))
+    atom = [gemmi.cif.as_string(v) for v in table.column(1)]  # names such as "C1'" come quoted
     xyz = np.column_stack([np.array(table.column(i), dtype=float) for i in (5, 6, 7)])
     tokens = _Builder(xyz)
     start = 0
