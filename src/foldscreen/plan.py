@@ -4,16 +4,24 @@ The plan is made when the workflow is parsed, from a cheap read of the query sou
 chemistry), so the Snakemake DAG is known up front without checkpoints. A chunk is a run of
 consecutive source items (queries, and rows that could not be read); chunks are filled in
 source order, so appending queries to a screen only changes the last chunk and adds new ones.
+
+Reading a large sample sheet costs about 0.1 ms a row in Python, and the items are needed by
+every Snakemake invocation and every ingest job. So they are read once per content of the
+sources and kept under `<results>/<screen>/plan/`: each item pickled, with its digest and
+token count, keyed by the sources' paths and sha256 and the readers' own code.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from . import queries
+from .io import atomic_write_bytes, file_sha256
 from .queries import Query, read_queries
 from .queries.readers import Item
 
@@ -29,29 +37,49 @@ class Chunk:
     digest: str
 
 
-def plan_chunks(items: list[Item], chunk_size: int, token_budget: int, salt: str) -> list[Chunk]:
+@dataclass(frozen=True)
+class ScreenItems:
+    """Every item of the screen's sources: pickled, with its content digest and token count."""
+
+    blobs: list[bytes]
+    digests: list[str]
+    tokens: list[int]
+
+    @classmethod
+    def of(cls, items: list[Item]) -> ScreenItems:
+        return cls([pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL) for item in items],
+                   [item_digest(item) for item in items],
+                   [item.n_tokens if isinstance(item, Query) else 0 for item in items])
+
+    def items(self, start: int, end: int) -> list[Item]:
+        return [pickle.loads(blob) for blob in self.blobs[start:end]]
+
+
+def item_digest(item: Item) -> str:
+    return hashlib.sha256(json.dumps(asdict(item), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def chunk_digest(digests: list[str], salt: str) -> str:
+    return hashlib.sha256("\n".join([salt, *digests]).encode()).hexdigest()[:16]
+
+
+def plan_chunks(screen: ScreenItems, chunk_size: int, token_budget: int, salt: str) -> list[Chunk]:
     """At most `chunk_size` items and `token_budget` tokens per chunk, in source order.
 
     A query larger than the budget gets a chunk of its own. A chunk's digest changes when any
     of its items or the settings in `salt` change; that reruns the chunk's jobs.
     """
     bounds: list[list[int]] = []  # [start, end, tokens]
-    for index, item in enumerate(items):
-        tokens = item.n_tokens if isinstance(item, Query) else 0
+    for index, tokens in enumerate(screen.tokens):
         last = bounds[-1] if bounds else None
         if last is None or last[1] - last[0] >= chunk_size or last[2] + tokens > token_budget:
             bounds.append([index, index, 0])
         bounds[-1][1] = index + 1
         bounds[-1][2] += tokens
     return [
-        Chunk(f"chunk_{n:05d}", start, end, tokens, items_digest(items[start:end], salt))
+        Chunk(f"chunk_{n:05d}", start, end, tokens, chunk_digest(screen.digests[start:end], salt))
         for n, (start, end, tokens) in enumerate(bounds)
     ]
-
-
-def items_digest(items: list[Item], salt: str) -> str:
-    payload = json.dumps([salt, [asdict(item) for item in items]], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def settings_salt(config: dict[str, Any]) -> str:
@@ -63,16 +91,39 @@ def source_paths(config: dict[str, Any]) -> list[Path]:
     return [Path(p) for p in config["queries"]]
 
 
+def screen_items(config: dict[str, Any]) -> ScreenItems:
+    """The screen's items, read from the sources once per content and then from the cache."""
+    sources = source_paths(config)
+    key = hashlib.sha256(json.dumps([[str(p), file_sha256(p)] for p in sources] + [_reader_code()])
+                         .encode()).hexdigest()
+    cached = Path(config["results"]) / config["screen"] / "plan" / f"items-{key[:32]}.pickle"
+    if cached.is_file():
+        with open(cached, "rb") as handle:
+            return pickle.load(handle)  # written below by this function, never by a user
+    screen = ScreenItems.of(read_queries(sources))
+    atomic_write_bytes(cached, pickle.dumps(screen, protocol=pickle.HIGHEST_PROTOCOL))
+    for stale in cached.parent.glob("items-*.pickle"):
+        if stale != cached:
+            stale.unlink(missing_ok=True)  # the items of sources since changed
+    return screen
+
+
+def _reader_code() -> str:
+    """A digest of the readers' code and this module's: changed code must not reuse old items."""
+    files = [*sorted(Path(queries.__file__).parent.glob("*.py")), Path(__file__)]
+    return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
+
+
 def plan_screen(config: dict[str, Any]) -> list[Chunk]:
     """Read the screen's sources and split them into chunks."""
-    items = read_queries(source_paths(config))
     inference = config["inference"]
-    return plan_chunks(items, inference["chunk_size"], inference["token_budget"], settings_salt(config))
+    return plan_chunks(screen_items(config), inference["chunk_size"], inference["token_budget"],
+                       settings_salt(config))
 
 
 def chunk_items(config: dict[str, Any], start: int, end: int, digest: str) -> list[Item]:
-    """The items of one chunk, read again by its job; refuses sources changed since planning."""
-    items = read_queries(source_paths(config))[start:end]
-    if items_digest(items, settings_salt(config)) != digest:
+    """The items of one chunk, for its job; refuses sources changed since planning."""
+    screen = screen_items(config)
+    if chunk_digest(screen.digests[start:end], settings_salt(config)) != digest:
         raise RuntimeError("the query files changed after the workflow was planned; run snakemake again")
-    return items
+    return screen.items(start, end)
