@@ -176,3 +176,32 @@ def test_local_mode_searches_proteins_once_and_pairs_heteromers_by_species(tmp_p
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.a3m")}
     build_msas(queries, settings)  # all cached: nothing searched or paired again
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.a3m")} == mtimes
+
+
+def test_fill_waits_for_a_key_another_job_holds_and_does_not_fetch_it_again(tmp_path, monkeypatch):
+    import os
+    import threading
+
+    monkeypatch.setattr(cache, "LOCK_GROUP", 2)  # lock files are held open in groups
+    keys = [f"{i:02x}" * 32 for i in range(5)]
+    fetched = []
+
+    def fetch(todo, deliver):
+        fetched.append(sorted(todo))
+        return {key: f">q\n{key}\n" for key in todo}
+
+    def save(key, text):
+        cache.store(tmp_path, "src", key, text)
+
+    other_job = cache._lock(tmp_path, "src", keys[4], wait=False)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (cache.fill(tmp_path, "src", dict.fromkeys(keys), fetch, save),
+                                              done.set()))
+    worker.start()
+    assert not done.wait(1.0)  # waiting for the other job's key
+    assert fetched == [keys[:2], keys[2:4]]
+    save(keys[4], ">other\n")  # the other job stores it and lets go
+    os.close(other_job)
+    worker.join(10)
+    assert done.is_set() and fetched == [keys[:2], keys[2:4]]  # not fetched a second time
+    assert cache.present(tmp_path, "src", keys) == set(keys)

@@ -15,6 +15,7 @@ failed is cached.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ import pandas as pd
 
 from ..io import file_sha256, write_parquet
 from ..queries.ingest import load_queries
-from ..queries.records import Chain
+from ..queries.records import Chain, chain_hash
 from . import cache
 from .formats import Failure, read_alignment
 from .sources import MODES, MsaSettings, SingleSequence, Source, make_source
@@ -36,7 +37,7 @@ log = logging.getLogger("foldscreen.msa")
 ALIGNED_TYPES = ("protein", "rna")
 MSA_COLUMNS = ["query_id", "chain_ids", "chain_hash", "source", "path", "paired_path", "status", "reason"]
 Queries = Sequence[tuple[str, tuple[Chain, ...]]]
-ChainKey = tuple[str, str | None]  # the chain's hash and its own alignment file, if any
+ChainKey = tuple[str, str, str | None]  # the chain's type, sequence and own alignment file, if any
 
 
 @dataclass(frozen=True)
@@ -59,18 +60,19 @@ def build_msas(queries: Queries, settings: MsaSettings | str, root: Path | None 
     paired = paired_alignments(queries, mains, source, root)
     own_paired = {c.paired_msa_path: _precomputed(c, Path(c.paired_msa_path), root, paired=True)
                   for _, chains in queries for c in _aligned(chains) if c.paired_msa_path}
-    rows = []
+    hashes = {key: chain_hash(key[0], key[1]) for key in mains}
+    columns: dict[str, list[Any]] = {name: [] for name in MSA_COLUMNS}
     for query_id, chains in queries:
         for chain in _aligned(chains):
-            main = mains[(chain.hash, chain.msa_path)]
+            key = _chain_key(chain)
+            main = mains[key]
             pair, note = _pair_of(chain, paired.get(query_id), own_paired)
             failed = main.path is None or (chain.paired_msa_path is not None and pair is None)
-            rows.append({
-                "query_id": query_id, "chain_ids": ",".join(chain.chain_ids), "chain_hash": chain.hash,
-                "source": main.source, "path": main.path, "paired_path": pair,
-                "status": "failed" if failed else "ok", "reason": main.reason or note,
-            })
-    table = pd.DataFrame(rows, columns=MSA_COLUMNS)
+            for name, value in zip(MSA_COLUMNS, (
+                    query_id, ",".join(chain.chain_ids), hashes[key], main.source, main.path, pair,
+                    "failed" if failed else "ok", main.reason or note)):
+                columns[name].append(value)
+    table = pd.DataFrame(columns, columns=MSA_COLUMNS)
     _log_summary(table, paired)
     return table
 
@@ -86,6 +88,10 @@ def _aligned(chains: tuple[Chain, ...]) -> list[Chain]:
     return [chain for chain in chains if chain.molecule_type in ALIGNED_TYPES]
 
 
+def _chain_key(chain: Chain) -> ChainKey:
+    return chain.molecule_type, chain.sequence or "", chain.msa_path
+
+
 def main_alignments(queries: Queries, mode: str, source: Source, root: Path) -> dict[ChainKey, MsaResult]:
     """The main alignment of every unique aligned chain; each unique sequence fetched at most once."""
     results: dict[ChainKey, MsaResult] = {}
@@ -93,7 +99,7 @@ def main_alignments(queries: Queries, mode: str, source: Source, root: Path) -> 
     sources = {source.name: source, SingleSequence.name: SingleSequence()}
     for _, chains in queries:
         for chain in _aligned(chains):
-            key = (chain.hash, chain.msa_path)
+            key = _chain_key(chain)
             if key in results:
                 continue
             if chain.msa_path:
@@ -113,8 +119,8 @@ def main_alignments(queries: Queries, mode: str, source: Source, root: Path) -> 
 def _search(source: Source, chains: dict[ChainKey, Chain], root: Path) -> dict[ChainKey, MsaResult]:
     """Cached or fetched alignments of chains from one source."""
     version = (source.version,) if source.version else ()
-    keys = {ck: cache.entry_key(c.molecule_type, c.sequence or "", *version) for ck, c in chains.items()}
-    sequences = {keys[ck]: chains[ck].sequence or "" for ck in chains}
+    keys = {ck: cache.entry_key(ck[0], ck[1], *version) for ck in chains}
+    sequences = {keys[ck]: ck[1] for ck in chains}
 
     def fetch(todo: dict[str, str], deliver: cache.Deliver) -> dict[str, Any]:
         log.info("%s: aligning %d sequences", source.name, len(todo))
@@ -126,7 +132,7 @@ def _search(source: Source, chains: dict[ChainKey, Chain], root: Path) -> dict[C
     failures = cache.fill(root, source.name, sequences, fetch,
                           lambda key, text: cache.store(root, source.name, key, text))
     return {ck: MsaResult(source.name, None, f"{source.name}: {failures[key]}") if key in failures
-            else MsaResult(source.name, str(cache.main_path(root, source.name, key)))
+            else MsaResult(source.name, cache.main_path_str(root, source.name, key))
             for ck, key in keys.items()}
 
 
@@ -138,35 +144,38 @@ def paired_alignments(queries: Queries, mains: Mapping[ChainKey, MsaResult], sou
     folder = f"{source.name}.paired"
     query_keys: dict[str, str] = {}
     chain_sets: dict[str, tuple[str, ...]] = {}
-    unpaired: dict[tuple[str, ...], list[Path]] = {}
+    unpaired: dict[tuple[str, ...], list[str]] = {}
     for query_id, chains in queries:
         proteins = [c for c in chains if c.molecule_type == "protein"]
-        main = {c.sequence or "": mains[(c.hash, c.msa_path)].path for c in proteins}
-        if len(main) < 2 or None in main.values() or any(c.paired_msa_path for c in chains):
-            continue  # nothing to pair, a query that fails anyway, or the user's own pairing
+        if len(proteins) < 2 or any(c.paired_msa_path for c in chains):
+            continue  # nothing to pair, or the user's own pairing
+        main = {c.sequence or "": mains[_chain_key(c)].path for c in proteins}
+        if len(main) < 2 or None in main.values():
+            continue  # a homomer, or a query that fails anyway
         chain_set = tuple(sorted(main))
+        if chain_set not in unpaired:
+            unpaired[chain_set] = [main[s] or "" for s in chain_set]
         # The unpaired entries are part of the key: species pairing is made from them.
-        parts = (Path(main[s] or "").parent.name for s in chain_set)
+        parts = (os.path.basename(os.path.dirname(path)) for path in unpaired[chain_set])
         key = cache.paired_key(chain_set, source.version, *parts)
         query_keys[query_id], chain_sets[key] = key, chain_set
-        unpaired[chain_set] = [Path(main[s] or "") for s in chain_set]
 
     def fetch(todo: dict[str, tuple[str, ...]], deliver: cache.Deliver) -> dict[str, Any]:
         log.info("%s: pairing %d chain sets", source.name, len(todo))
         key_of = {chain_set: key for key, chain_set in todo.items()}
-        found = source.pair(list(todo.values()), unpaired, lambda chain_set, result: deliver(
+        inputs = {chain_set: [Path(p) for p in unpaired[chain_set]] for chain_set in todo.values()}
+        found = source.pair(list(todo.values()), inputs, lambda chain_set, result: deliver(
             key_of[chain_set], _checked_pairing(result, len(chain_set))))
         return {key: _checked_pairing(found.get(chain_set), len(chain_set))
                 for key, chain_set in todo.items()}
 
     failures = cache.fill(root, folder, chain_sets, fetch,
                           lambda key, texts: cache.store_paired(root, folder, key, texts))
-    out: dict[str, dict[str, str] | str] = {}
-    for query_id, key in query_keys.items():
-        chain_set = chain_sets[key]
-        out[query_id] = failures.get(key) or dict(zip(
-            chain_set, map(str, cache.paired_paths(root, folder, key, len(chain_set)))))
-    return out
+    files: dict[str, dict[str, str] | str] = {}
+    for key, chain_set in chain_sets.items():
+        paths = cache.paired_path_strs(root, folder, key, len(chain_set))
+        files[key] = failures.get(key) or dict(zip(chain_set, paths))
+    return {query_id: files[key] for query_id, key in query_keys.items()}
 
 
 def _checked_pairing(result: Any, n_chains: int) -> Any:

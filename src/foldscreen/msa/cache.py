@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 MAIN_MSA_NAME = "colabfold_main.a3m"
 PAIRED_MSA_NAME = "colabfold_paired.a3m"
+LOCK_GROUP = 200  # lock files held open at once by one job (macOS allows 256 open files by default)
 
 Item = TypeVar("Item")
 Deliver = Callable[[str, Any], None]
@@ -45,12 +46,21 @@ def entry_dir(root: Path, source: str, key: str) -> Path:
 
 
 def main_path(root: Path, source: str, key: str) -> Path:
-    return entry_dir(root, source, key) / MAIN_MSA_NAME
+    return Path(main_path_str(root, source, key))
+
+
+def main_path_str(root: Path | str, source: str, key: str) -> str:
+    """`main_path` as a string (no Path objects: a screen asks for hundreds of thousands)."""
+    return f"{root}/{source}/{key[:2]}/{key}/{MAIN_MSA_NAME}"
 
 
 def paired_paths(root: Path, source: str, key: str, n_chains: int) -> list[Path]:
     """The per-chain files of a paired entry, in the order of its chain set."""
-    return [entry_dir(root, source, key) / f"{key[:16]}_{i}" / PAIRED_MSA_NAME for i in range(n_chains)]
+    return [Path(p) for p in paired_path_strs(root, source, key, n_chains)]
+
+
+def paired_path_strs(root: Path | str, source: str, key: str, n_chains: int) -> list[str]:
+    return [f"{root}/{source}/{key[:2]}/{key}/{key[:16]}_{i}/{PAIRED_MSA_NAME}" for i in range(n_chains)]
 
 
 def present(root: Path, source: str, keys: Iterable[str]) -> set[str]:
@@ -120,46 +130,59 @@ def _lock(root: Path, source: str, key: str, wait: bool) -> int | None:
 def fill(root: Path, source: str, wanted: Mapping[str, Item], fetch: Fetch, save: Save) -> dict[str, str]:
     """Fetch and save every entry of `wanted` (key -> what to fetch) that is not cached yet.
 
-    No entry is fetched by two jobs at once: the keys that no other job holds are locked and
-    fetched in one call; then the others are waited for, and fetched only if the job holding
-    them did not save them. `fetch(todo, deliver)` returns A3M text(s), or an object with a
-    `reason`, per key; it may hand results over early with `deliver(key, result)`, to have them
-    saved before the rest is done. Returns the reason of every key left without an entry.
+    No entry is fetched by two jobs at once: the missing keys that no other job holds are locked
+    and fetched in one call (in groups of LOCK_GROUP keys, one open lock file each); then the
+    others are waited for, and fetched only if the job holding them did not save them.
+    `fetch(todo, deliver)` returns A3M text(s), or an object with a `reason`, per key; it may
+    hand results over early with `deliver(key, result)`, to have them saved before the rest is
+    done. Returns the reason of every key left without an entry.
     """
     missing = sorted(set(wanted) - present(root, source, wanted))
-    held: dict[str, int] = {}
-    others: list[str] = []
-    for key in missing:
-        fd = _lock(root, source, key, wait=False)
-        if fd is None:
-            others.append(key)
-        else:
-            held[key] = fd
-    failures = _fetch_held(root, source, wanted, held, fetch, save)
-    held = {key: _lock(root, source, key, wait=True) for key in others}  # in key order: no deadlock
-    failures.update(_fetch_held(root, source, wanted, held, fetch, save))
+    failures: dict[str, str] = {}
+    for start in range(0, len(missing), LOCK_GROUP):
+        group = missing[start:start + LOCK_GROUP]
+        held: dict[str, int | None] = {}
+        others = []
+        for key in group:
+            fd = _lock(root, source, key, wait=False)
+            if fd is None:
+                others.append(key)
+            else:
+                held[key] = fd
+        failures.update(_fetch_held(root, source, wanted, held, fetch, save))
+        held = {key: _lock(root, source, key, wait=True) for key in others}  # in key order: no deadlock
+        failures.update(_fetch_held(root, source, wanted, held, fetch, save))
     return failures
 
 
 def _fetch_held(root: Path, source: str, wanted: Mapping[str, Item], held: dict[str, int | None],
                 fetch: Fetch, save: Save) -> dict[str, str]:
+    """Fetch the held keys that are still missing; each lock is let go once its key is settled."""
     failures: dict[str, str] = {}
-    delivered: set[str] = set()
+
+    def release(key: str) -> None:
+        fd = held.pop(key, None)
+        if fd is not None:
+            os.close(fd)
 
     def deliver(key: str, result: Any) -> None:
-        delivered.add(key)
+        if key not in held:
+            return  # settled already
         if result is None or hasattr(result, "reason"):
             failures[key] = getattr(result, "reason", "no alignment was returned")
         else:
             save(key, result)
+        release(key)
 
     try:
-        todo = {key: wanted[key] for key in set(held) - present(root, source, held)}
+        done = present(root, source, held)
+        for key in done:
+            release(key)
+        todo = {key: wanted[key] for key in held}
         results = fetch(todo, deliver) if todo else {}
-        for key in set(todo) - delivered:
+        for key in todo:
             deliver(key, results.get(key))
         return failures
     finally:
-        for fd in held.values():
-            if fd is not None:
-                os.close(fd)
+        for key in list(held):
+            release(key)
