@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,3 +81,33 @@ def tiny_database(folder: Path, decoys: int = 200, seed: int = 7) -> TinyDatabas
     fasta = folder / "tiny.fasta"
     fasta.write_text("".join(f">{header}\n{sequence}\n" for header, sequence in records))
     return TinyDatabase(fasta, queries, homologues, decoys)
+
+
+def expandable_database(tiny: TinyDatabase, folder: Path) -> Path:
+    """A ColabFold-style expandable MMseqs2 database of the tiny database: `<db>` holds one
+    representative per cluster (the HUMAN homologue of each query, each decoy alone), `<db>_seq`
+    every member and `<db>_aln` the representatives' alignments to their members."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def mmseqs(*args: str) -> None:
+        subprocess.run(["mmseqs", *args, "-v", "1"], cwd=folder, check=True)
+
+    mmseqs("createdb", str(tiny.fasta), "db_seq")
+    keys = {}
+    for line in (folder / "db_seq.lookup").read_text().splitlines():
+        key, name, _ = line.split("\t")
+        keys[name] = key
+    clusters: dict[str, list[str]] = {name: [name] for name in keys if name.startswith("D")}
+    for homologue in tiny.homologues:
+        representative = next(h.name for h in tiny.homologues
+                              if h.query == homologue.query and h.species == "HUMAN")
+        clusters.setdefault(representative, [representative])
+        if homologue.name != representative:
+            clusters[representative].append(homologue.name)
+    (folder / "clusters.tsv").write_text("".join(f"{keys[rep]}\t{keys[member]}\n"
+                                                 for rep, members in clusters.items() for member in members))
+    mmseqs("tsv2db", "clusters.tsv", "clusters", "--output-dbtype", "6")
+    mmseqs("createsubdb", "clusters", "db_seq", "db")
+    mmseqs("createsubdb", "clusters", "db_seq_h", "db_h")
+    mmseqs("align", "db_seq", "db_seq", "clusters", "db_aln", "-a", "-e", "inf")
+    return folder / "db"

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from msa_data import TinyDatabase, tiny_database
+from msa_data import TinyDatabase, expandable_database, tiny_database
 
 from foldscreen.msa.formats import Failure, match_columns, parse_a3m, read_alignment, stockholm_to_a3m
 from foldscreen.msa.local import LocalSettings, mmseqs_database, search_unpaired
@@ -75,6 +75,22 @@ def test_several_databases_are_merged_without_duplicate_rows(tool, tiny, tmp_pat
     names = [accession(header) for header, _ in rows[1:]]
     assert sorted(names) == sorted({h.name for h in tiny.homologues if h.query == 0} | {"X99999"})
     assert rows[names.index("X99999") + 1][1] == tiny.queries[0][:40] + "-" * 30
+
+
+def test_mmseqs_expands_colabfold_style_databases(tiny, tmp_path):
+    """Only cluster representatives are searched; their members come from `<db>_seq` / `<db>_aln`."""
+    db = expandable_database(tiny, tmp_path / "expandable")
+    assert len((tmp_path / "expandable" / "db.index").read_text().splitlines()) == 3 + tiny.decoys
+    settings = LocalSettings("mmseqs2", (db,), iterations=2)
+    alignments = search_unpaired(settings, tiny.queries, tmp_path / "work")
+    for index, query in enumerate(tiny.queries):
+        rows = parse_a3m(alignments[query])
+        assert {accession(header) for header, _ in rows[1:]} == {h.name for h in tiny.homologues
+                                                                 if h.query == index}
+        assert all(len(match_columns(sequence)) == len(query) for _, sequence in rows)
+    version = settings.database_version
+    (tmp_path / "expandable" / "db_aln.index").touch()  # members realigned: a new version
+    assert LocalSettings("mmseqs2", (db,), iterations=2).database_version != version
 
 
 def test_mmseqs_taxonomy_database_gives_species_to_plain_headers(tiny, tmp_path):

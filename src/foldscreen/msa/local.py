@@ -58,11 +58,13 @@ class LocalSettings:
 
 def database_stamp(db: Path) -> str:
     """A database's version: the text of `<db>.version` if the user keeps one, else its path and
-    the size and modification time of its files (a FASTA file, or an MMseqs2 database's index)."""
+    the size and modification time of its files (a FASTA file, or an MMseqs2 database's indexes)."""
     version = Path(f"{db}.version")
     if version.is_file():
         return f"{db.name} version {version.read_text().strip()}"
-    files = [db] if db.is_file() else [Path(f"{db}.dbtype"), Path(f"{db}.index")]
+    parts = ("", "_seq", "_aln") if expandable(db) else ("",)
+    is_mmseqs = Path(f"{db}.dbtype").is_file()
+    files = [Path(f"{db}{p}.{end}") for p in parts for end in ("dbtype", "index")] if is_mmseqs else [db]
     stats = [f"{f.stat().st_size}:{f.stat().st_mtime_ns}" if f.is_file() else "missing" for f in files]
     return f"{db.resolve()} {','.join(stats)}"
 
@@ -122,11 +124,10 @@ def mmseqs_database(binary: str, db: Path, workdir: Path) -> Path:
     """An MMseqs2 database path: `db` itself, or the cached conversion of a FASTA file."""
     dbtype = Path(f"{db}.dbtype")
     if dbtype.is_file():
-        if dbtype.read_bytes()[:1] == PROFILE_DBTYPE:
-            raise SearchError(f"{db} is an MMseqs2 profile database (such as ColabFold's expandable UniRef30 "
-                              "and environmental ones), which local mode does not search: name its member "
-                              f"sequences ({db.name}_seq) or a sequence database, or run ColabFold's own "
-                              "search and give its A3M files as precomputed alignments")
+        if dbtype.read_bytes()[:1] == PROFILE_DBTYPE and not expandable(db):
+            raise SearchError(f"{db} is an MMseqs2 profile database without member sequences ({db.name}_seq "
+                              f"and {db.name}_aln, as in ColabFold's databases): local mode searches "
+                              "sequence databases")
         return db
     if not db.is_file():
         raise SearchError(f"database {db} is neither an MMseqs2 database ({db}.dbtype) nor a FASTA file")
@@ -146,18 +147,34 @@ def mmseqs_database(binary: str, db: Path, workdir: Path) -> Path:
     return final / "db"
 
 
+def expandable(db: Path) -> bool:
+    """Whether `db` is a ColabFold-style expandable database: cluster representatives searched,
+    their members in `<db>_seq` and the member alignments in `<db>_aln`."""
+    return all(Path(f"{db}{part}.dbtype").is_file() for part in ("_seq", "_aln"))
+
+
 def mmseqs_hits(binary: str, settings: LocalSettings, db: Path, run: Path, number: int,
                 unique: list[str]) -> list[list[tuple[str, str]]]:
     """A3M rows (full target header, aligned row) of each query's hits in one database, best first."""
-    res, hits = f"res{number}", run / f"hits{number}.tsv"
-    run_tool([binary, "search", "qdb", str(db.resolve()), res, f"tmp{number}", "-a",
+    res, tmp, hits = f"res{number}", f"tmp{number}", run / f"hits{number}.tsv"
+    threads = ["--threads", str(settings.threads), "-v", "1"]
+    run_tool([binary, "search", "qdb", str(db.resolve()), res, tmp, "-a",
               "-s", str(settings.sensitivity), "--num-iterations", str(settings.iterations),
-              "-e", str(settings.evalue), "--max-seqs", str(settings.max_seqs),
-              "--threads", str(settings.threads), "-v", "1"], run)
+              "-e", str(settings.evalue), "--max-seqs", str(settings.max_seqs), *threads], run)
+    if expandable(db):  # as ColabFold does: hits expanded to cluster members, realigned to the query
+        members = Path(f"{db.resolve()}_seq")
+        profile = run / tmp / "latest" / f"profile_{settings.iterations - 2}"
+        query = str(profile) if settings.iterations > 1 and Path(f"{profile}.dbtype").is_file() else "qdb"
+        run_tool([binary, "expandaln", "qdb", str(members), res, f"{db.resolve()}_aln", f"{res}_exp",
+                  "--expansion-mode", "0", "-e", "inf", "--expand-filter-clusters", "1",
+                  "--max-seq-id", "0.95", *threads], run)
+        run_tool([binary, "align", query, str(members), f"{res}_exp", f"{res}_realigned", "-a",
+                  "-e", str(settings.evalue), *threads], run)
+        db, res = members, f"{res}_realigned"
     taxonomy = Path(f"{db}_mapping").is_file()  # made by `mmseqs createtaxdb`
     columns = HIT_FIELDS + (",taxid" if taxonomy else "")
     run_tool([binary, "convertalis", "qdb", str(db.resolve()), res, hits.name,
-              "--format-output", columns, "--threads", str(settings.threads), "-v", "1"], run)
+              "--format-output", columns, *threads], run)
     rows: list[list[tuple[str, str]]] = [[] for _ in unique]
     for line in hits.read_text().splitlines():
         fields = line.split("\t")
