@@ -1,7 +1,10 @@
 """Local alignment search with the real binaries: MMseqs2 (many queries at once) and jackhmmer.
 
 Each search runs in its own temporary folder under the work folder. A FASTA database named for
-MMseqs2 is turned into an MMseqs2 database once and kept in `<workdir>/databases/`.
+MMseqs2 is turned into an MMseqs2 database once and kept in `<workdir>/databases/`; a ColabFold-style
+expandable database (`<db>`, `<db>_seq`, `<db>_aln`) has its hits expanded to cluster members as
+ColabFold does. Hits keep their full headers (species for pairing); an MMseqs2 database with
+taxonomy (`mmseqs createtaxdb`) adds `TaxID=` to headers that lack one.
 """
 
 from __future__ import annotations
@@ -157,24 +160,24 @@ def mmseqs_hits(binary: str, settings: LocalSettings, db: Path, run: Path, numbe
                 unique: list[str]) -> list[list[tuple[str, str]]]:
     """A3M rows (full target header, aligned row) of each query's hits in one database, best first."""
     res, tmp, hits = f"res{number}", f"tmp{number}", run / f"hits{number}.tsv"
-    threads = ["--threads", str(settings.threads), "-v", "1"]
+    common = ["--threads", str(settings.threads), "-v", "1"]
     run_tool([binary, "search", "qdb", str(db.resolve()), res, tmp, "-a",
               "-s", str(settings.sensitivity), "--num-iterations", str(settings.iterations),
-              "-e", str(settings.evalue), "--max-seqs", str(settings.max_seqs), *threads], run)
+              "-e", str(settings.evalue), "--max-seqs", str(settings.max_seqs), *common], run)
     if expandable(db):  # as ColabFold does: hits expanded to cluster members, realigned to the query
         members = Path(f"{db.resolve()}_seq")
         profile = run / tmp / "latest" / f"profile_{settings.iterations - 2}"
-        query = str(profile) if settings.iterations > 1 and Path(f"{profile}.dbtype").is_file() else "qdb"
+        aligned = str(profile) if settings.iterations > 1 and Path(f"{profile}.dbtype").is_file() else "qdb"
         run_tool([binary, "expandaln", "qdb", str(members), res, f"{db.resolve()}_aln", f"{res}_exp",
                   "--expansion-mode", "0", "-e", "inf", "--expand-filter-clusters", "1",
-                  "--max-seq-id", "0.95", *threads], run)
-        run_tool([binary, "align", query, str(members), f"{res}_exp", f"{res}_realigned", "-a",
-                  "-e", str(settings.evalue), *threads], run)
+                  "--max-seq-id", "0.95", *common], run)
+        run_tool([binary, "align", aligned, str(members), f"{res}_exp", f"{res}_realigned", "-a",
+                  "-e", str(settings.evalue), *common], run)
         db, res = members, f"{res}_realigned"
     taxonomy = Path(f"{db}_mapping").is_file()  # made by `mmseqs createtaxdb`
     columns = HIT_FIELDS + (",taxid" if taxonomy else "")
     run_tool([binary, "convertalis", "qdb", str(db.resolve()), res, hits.name,
-              "--format-output", columns, *threads], run)
+              "--format-output", columns, *common], run)
     rows: list[list[tuple[str, str]]] = [[] for _ in unique]
     for line in hits.read_text().splitlines():
         fields = line.split("\t")
