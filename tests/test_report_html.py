@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from conftest import run_snakemake
 
@@ -61,6 +62,9 @@ def test_glance_and_failures(page, out):
     counts = {k: page.find_element("css selector", f"#count-{k} .n").text
               for k in ("queries", "predicted", "failed", "pending", "samples")}
     assert counts == {"queries": "5", "predicted": "3", "failed": "2", "pending": "0", "samples": "6"}
+    run = dict(zip(texts(page, "#run dt"), texts(page, "#run dd")))
+    metadata = pq.read_schema(out / "queries.parquet").metadata
+    assert run["config sha256"] == metadata[b"config_sha256"].decode() and run["weights"] == "demo"
     failures = pd.read_parquet(out / "failures.parquet")
     assert texts(page, "#table-failures tbody td:nth-child(1)") == list(failures["query_id"])
     assert texts(page, "#table-failures tbody td:nth-child(4)") == list(failures["reason"])

@@ -56,14 +56,16 @@ def render_report(tables: Path, top_hits: int = TOP_HITS, table_rows: int = TABL
     n_samples = pq.ParquetFile(tables / "samples.parquet").metadata.num_rows
     predicted = queries[queries["status"] == "predicted"]
     hits = load_hits(tables, predicted.head(top_hits))
+    screen = tables.resolve().name
     body = "".join([
-        _glance(tables.name, queries, failures, n_samples),
+        _glance(screen, queries, failures, n_samples),
+        _run(pq.read_schema(tables / "queries.parquet").metadata or {}),
         _section("Failures", _failures(failures)),
         _section("Ranking scores", _figures(predicted)),
         _section(f"Top {len(hits)} hits", "".join(_hit(h) for h in hits) or "<p>No predictions yet.</p>"),
         _section("All queries", _queries_table(queries, table_rows)),
     ])
-    return _page(f"foldscreen report: {tables.name}", body)
+    return _page(f"foldscreen report: {screen}", body)
 
 
 def load_hits(tables: Path, top: pd.DataFrame) -> list[Hit]:
@@ -135,6 +137,13 @@ def _glance(screen: str, queries: pd.DataFrame, failures: pd.DataFrame, n_sample
                "</p>") if demo else ""
     return (f"<header><h1>Screen <code>{escape(screen)}</code></h1>{warning}"
             f'<div class="counts">{cards}</div></header>')
+
+
+def _run(metadata: dict[bytes, bytes]) -> str:
+    """The run's metadata kept in the tables (versions, weights, config digest, backend, device)."""
+    items = [(k.decode(), v.decode()) for k, v in metadata.items() if k not in (b"pandas", b"ARROW:schema")]
+    rows = "".join(f"<dt>{escape(k.replace('_', ' '))}</dt><dd>{escape(v)}</dd>" for k, v in items)
+    return f'<dl class="run" id="run">{rows}</dl>' if rows else ""
 
 
 def _failures(failures: pd.DataFrame) -> str:
