@@ -8,8 +8,9 @@ workflow leaves it after inference: per task `predictions/<q>/seed_42/` with tas
 sample, `*_model.cif`, `*_confidences.json` (per-atom plddt, token x token pae and pde) and
 `*_confidences_aggregated.json` in OpenFold3's layout; per chunk the ingest, msa and inference
 tables. Every query is a 40-residue protein with a 10-atom ligand (50 tokens); the per-sample
-files are hard links to 5 distinct files (one per sample number), so the screen takes little
-disk while every file is opened and parsed under its own name.
+files are hard links to 5 distinct files (one per sample number; a fresh copy every 50,000
+queries), so the screen takes little disk while every file is opened and parsed under its own
+name.
 
 Two parts are timed, in fresh processes, and printed as one JSON line:
 - `tables_chunk` (once per chunk, when the chunk's inference changes; Snakemake runs chunks in
@@ -47,6 +48,7 @@ from foldscreen.reports.tables import rank_samples
 
 SEED = 42
 PROTEIN, LIGAND = 40, 10
+LINKS_PER_FILE = 50_000
 ATOM_SITE = ["group_PDB", "type_symbol", "label_atom_id", "label_alt_id", "label_comp_id", "label_asym_id",
              "label_entity_id", "label_seq_id", "pdbx_PDB_ins_code", "auth_seq_id", "auth_comp_id",
              "auth_asym_id", "auth_atom_id", "B_iso_or_equiv", "pdbx_formal_charge", "Cartn_x", "Cartn_y",
@@ -101,6 +103,14 @@ def make_templates(folder: Path, samples: int) -> list[dict]:
     return scores
 
 
+def template_copy(templates: Path, query: int) -> Path:
+    """A copy of the templates per LINKS_PER_FILE queries (ext4 allows 65,000 links to a file)."""
+    copy = templates.with_name(f"{templates.name}_{query // LINKS_PER_FILE}")
+    if not copy.exists():
+        shutil.copytree(templates, copy)
+    return copy
+
+
 def make_screen(root: Path, n_queries: int, samples: int, chunk_size: int) -> list[str]:
     """The screen as inference leaves it; returns the chunk names."""
     templates = root / "templates"
@@ -119,7 +129,7 @@ def make_screen(root: Path, n_queries: int, samples: int, chunk_size: int) -> li
             for k in range(1, samples + 1):
                 stem = f"{query_id}_seed_{SEED}_sample_{k}"
                 for kind in ("model.cif", "confidences.json", "confidences_aggregated.json"):
-                    os.link(f"{templates}/{k}_{kind}", f"{folder}/{stem}_{kind}")
+                    os.link(f"{template_copy(templates, q)}/{k}_{kind}", f"{folder}/{stem}_{kind}")
                 summaries.append({"sample": k, "model": f"{stem}_model.cif",
                                   "confidences": f"{stem}_confidences.json",
                                   "aggregated": f"{stem}_confidences_aggregated.json",
