@@ -163,7 +163,8 @@ def mmseqs_hits(binary: str, settings: LocalSettings, db: Path, run: Path, numbe
     common = ["--threads", str(settings.threads), "-v", "1"]
     run_tool([binary, "search", "qdb", str(db.resolve()), res, tmp, "-a",
               "-s", str(settings.sensitivity), "--num-iterations", str(settings.iterations),
-              "-e", str(settings.evalue), "--max-seqs", str(settings.max_seqs), *common], run)
+              "-e", str(settings.evalue), "--e-profile", str(settings.evalue),  # no drift into decoys
+              "--max-seqs", str(settings.max_seqs), *common], run)
     if expandable(db):  # as ColabFold does: hits expanded to cluster members, realigned to the query
         members = Path(f"{db.resolve()}_seq")
         profile = run / tmp / "latest" / f"profile_{settings.iterations - 2}"
