@@ -82,6 +82,7 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
                                      "field": f"seed {seed}", "reason": f"{type(err).__name__}: {err}"})
                     continue
             else:
+                tasks.remove_stale(folder)  # a job killed just after the task's rename
                 log.info("%s seed %s: already done, skipped", query_id, seed)
             rows.extend(sample_rows(record, folder))
     write_parquet(out_samples, rank_samples(pd.DataFrame(rows, columns=SAMPLE_COLUMNS)))

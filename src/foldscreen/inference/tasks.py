@@ -31,11 +31,16 @@ def completed_record(folder: Path, settings_digest: str) -> dict[str, Any] | Non
     return record if record.get("settings_digest") == settings_digest else None
 
 
+def remove_stale(final: Path) -> None:
+    """Remove the hidden folders a killed job left beside a task (done or not)."""
+    for stale in final.parent.glob(f".{final.name}.*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def staging_dir(final: Path) -> Path:
     """A fresh hidden folder beside `final` to write the task into; stale ones are removed."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    for stale in final.parent.glob(f".{final.name}.*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_stale(final)
     return Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
 
 
