@@ -219,3 +219,19 @@ def test_killing_an_msa_job_mid_download_leaves_no_entry(tmp_path):
         assert len(entries(cache)) == 3  # the refused sequence is not refused here
         tables = sorted((folder / "results" / "test" / "msa").glob("chunk_*.parquet"))
         assert len(tables) == 2 and all((pd.read_parquet(t)["status"] == "ok").all() for t in tables)
+
+
+def test_command_line_msa_stage_reads_the_config_msa_section(tmp_path):
+    from foldscreen.cli import main
+
+    (tmp_path / "q.csv").write_text(SHEET)
+    out = tmp_path / "out"
+    main(["ingest", str(tmp_path / "q.csv"), "--out", str(out)])
+    with serve(prefix="/api") as server:
+        config = {"msa": {"mode": "single_sequence", "server": {"url": "http://127.0.0.1:9", **FAST}}}
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+        main(["msa", "--out", str(out), "--config", str(tmp_path / "config.yaml"), "--mode", "server",
+              "--server-url", server.url, "--cache", str(tmp_path / "cache")])
+        assert server.counts["msa_sequences"] == 3 and server.counts["pair"] == 1
+    table = pd.read_parquet(out / "msa" / "all.parquet")
+    assert set(table["source"]) == {"server"} and (table["status"] == "ok").all()

@@ -58,8 +58,9 @@ def build_msas(queries: Queries, settings: MsaSettings | str, root: Path | None 
     source = make_source(settings)
     mains = main_alignments(queries, settings.mode, source, root)
     paired = paired_alignments(queries, mains, source, root)
-    own_paired = {c.paired_msa_path: _precomputed(c, Path(c.paired_msa_path), root, paired=True)
-                  for _, chains in queries for c in _aligned(chains) if c.paired_msa_path}
+    own = {(c.paired_msa_path, c.sequence): c for _, chains in queries for c in _aligned(chains)
+           if c.paired_msa_path}
+    own_paired = {key: _precomputed(c, Path(key[0]), root, paired=True) for key, c in own.items()}
     hashes = {key: chain_hash(key[0], key[1]) for key in mains}
     columns: dict[str, list[Any]] = {name: [] for name in MSA_COLUMNS}
     for query_id, chains in queries:
@@ -95,7 +96,7 @@ def _chain_key(chain: Chain) -> ChainKey:
 def main_alignments(queries: Queries, mode: str, source: Source, root: Path) -> dict[ChainKey, MsaResult]:
     """The main alignment of every unique aligned chain; each unique sequence fetched at most once."""
     results: dict[ChainKey, MsaResult] = {}
-    wanted: dict[str, dict[ChainKey, Chain]] = {}
+    wanted: dict[str, list[ChainKey]] = {}
     sources = {source.name: source, SingleSequence.name: SingleSequence()}
     for _, chains in queries:
         for chain in _aligned(chains):
@@ -109,14 +110,14 @@ def main_alignments(queries: Queries, mode: str, source: Source, root: Path) -> 
                                          "msa mode is 'precomputed' but the chain has no MSA file")
             else:
                 name = source.name if chain.molecule_type == "protein" else SingleSequence.name
-                wanted.setdefault(name, {})[key] = chain
+                wanted.setdefault(name, []).append(key)
                 results[key] = MsaResult(name, None, "pending")
     for name, chains in wanted.items():
         results.update(_search(sources[name], chains, root))
     return results
 
 
-def _search(source: Source, chains: dict[ChainKey, Chain], root: Path) -> dict[ChainKey, MsaResult]:
+def _search(source: Source, chains: list[ChainKey], root: Path) -> dict[ChainKey, MsaResult]:
     """Cached or fetched alignments of chains from one source."""
     version = (source.version,) if source.version else ()
     keys = {ck: cache.entry_key(ck[0], ck[1], *version) for ck in chains}
@@ -185,10 +186,10 @@ def _checked_pairing(result: Any, n_chains: int) -> Any:
 
 
 def _pair_of(chain: Chain, paired: dict[str, str] | str | None,
-             own: Mapping[str | None, MsaResult]) -> tuple[str | None, str]:
+             own: Mapping[tuple[str, str | None], MsaResult]) -> tuple[str | None, str]:
     """The chain's paired alignment, and a note when its query has none."""
     if chain.paired_msa_path:
-        result = own[chain.paired_msa_path]
+        result = own[(chain.paired_msa_path, chain.sequence)]
         return result.path, result.reason
     if chain.molecule_type != "protein" or paired is None:
         return None, ""

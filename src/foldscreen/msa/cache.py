@@ -14,8 +14,8 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import secrets
 import shutil
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -90,35 +90,44 @@ def store(root: Path, source: str, key: str, a3m_text: str) -> Path:
 def store_paired(root: Path, source: str, key: str, a3m_texts: list[str]) -> list[Path]:
     """Write a paired entry (one A3M per chain, rows aligned) atomically; return its files."""
     paths = paired_paths(root, source, key, len(a3m_texts))
-    base = entry_dir(root, source, key)
-    _write_entry(root, source, key, {str(p.relative_to(base)): t for p, t in zip(paths, a3m_texts)})
+    _write_entry(root, source, key, {f"{p.parent.name}/{p.name}": t for p, t in zip(paths, a3m_texts)})
     return paths
 
 
 def _write_entry(root: Path, source: str, key: str, files: Mapping[str, str]) -> None:
+    """Build the entry in a temporary folder beside it, then rename that into place."""
     final = entry_dir(root, source, key)
-    if final.is_dir():
-        return
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}.", suffix=".tmp"))
+    tmp = final.parent / f".{key}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        os.mkdir(tmp)
+    except FileNotFoundError:  # the shard's first entry
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(tmp)
     try:
         for name, text in files.items():
-            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / name).write_text(text)
+            if "/" in name:
+                os.mkdir(tmp / name.split("/")[0])
+            with open(tmp / name, "w") as handle:
+                handle.write(text)
         os.rename(tmp, final)
     except OSError:
         # Another job renamed the same entry into place first: keep theirs.
         if not final.is_dir():
             raise
-    finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _lock(root: Path, source: str, key: str, wait: bool) -> int | None:
     """Hold the entry's lock file (released when the descriptor closes, or the process dies)."""
-    path = entry_dir(root, source, key).parent / f"{key}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    path = f"{root}/{source}/{key[:2]}/{key}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:  # the shard's first entry
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
