@@ -75,7 +75,7 @@ def test_store_keeps_the_first_complete_entry_and_leaves_no_temporaries(tmp_path
     again = cache.store(tmp_path, "src", key, ">b\nMKT\n")
     assert first == again and first.read_text() == ">a\nMKT\n"
     assert [p.name for p in first.parent.parent.iterdir()] == [key]
-    assert cache.lookup(tmp_path, "src", cache.entry_key("protein", "MKV")) is None
+    assert cache.present(tmp_path, "src", [key, cache.entry_key("protein", "MKV")]) == {key}
 
 
 STOCKHOLM = """# STOCKHOLM 1.0

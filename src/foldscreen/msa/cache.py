@@ -75,12 +75,6 @@ def present(root: Path, source: str, keys: Iterable[str]) -> set[str]:
     return found
 
 
-def lookup(root: Path, source: str, key: str) -> Path | None:
-    """The main alignment file of a complete unpaired entry, or None."""
-    path = main_path(root, source, key)
-    return path if path.is_file() else None
-
-
 def store(root: Path, source: str, key: str, a3m_text: str) -> Path:
     """Write an unpaired entry atomically and return its alignment file; an existing entry is kept."""
     _write_entry(root, source, key, {MAIN_MSA_NAME: a3m_text})
