@@ -41,6 +41,7 @@ log = logging.getLogger("foldscreen.aggregate")
 
 PARTS = ("samples", "chains", "chain_pairs", "residues", "failures")
 STREAMED = ("chains", "chain_pairs", "residues")  # combined partial by partial, never all in memory
+ROW_GROUP = 1 << 20
 TABLES = ("samples", "queries", "chains", "chain_pairs", "residues", "failures")
 
 
@@ -100,33 +101,42 @@ def aggregate(ingest_tables: Sequence[Path], ingest_failures: Sequence[Path], ms
 
     best = samples[samples["rank"] == 1]
     ranked = link_ranked(out / "ranked", dict(zip(best["query_id"], best["model_path"])))
-    best_pairs = _concat([pq.read_table(p, columns=["query_id", "rank", "ipsae", "pdockq2", "lis"],
-                                        filters=[("rank", "=", 1)]) for p in parts["chain_pairs"]])
     failures = failures_table(
         read_tables(ingest_failures, FAILURE_COLUMNS), read_tables(msa_tables, MSA_COLUMNS),
         read_tables([*inference_failures, *parts["failures"]], FAILURE_COLUMNS))
     queries = best_per_query(read_tables(ingest_tables, INGEST_COLUMNS), samples,
-                             best_pairs.to_pandas(), failures, ranked)
+                             _best_pairs(parts["chain_pairs"]), failures, ranked)
     write_table(out / "queries.parquet", queries, "queries", metadata)
     write_table(out / "failures.parquet", failures, "failures", metadata)
 
 
-def _concat(tables: list[pa.Table], name: str | None = None) -> pa.Table:
-    """Tables concatenated (cast to the schema `name` if given; its empty table if none)."""
-    if name:
-        tables = [to_arrow(t, name) for t in tables]
+def _concat(tables: list[pa.Table], name: str) -> pa.Table:
+    """Tables cast to the schema `name` and concatenated (its empty table if none)."""
     if not tables:
-        return to_arrow(pd.DataFrame(columns=columns(name or "chain_pairs")), name or "chain_pairs")
-    return pa.concat_tables(tables)
+        return to_arrow(pd.DataFrame(columns=columns(name)), name)
+    return pa.concat_tables([to_arrow(t, name) for t in tables])
+
+
+def _best_pairs(paths: Sequence[Path]) -> pd.DataFrame:
+    """The interface scores of every best sample (rank 1), read from the chain_pairs partials."""
+    names = ["query_id", "rank", "ipsae", "pdockq2", "lis"]
+    frames = [pq.read_table(p, columns=names, filters=[("rank", "=", 1)]).to_pandas() for p in paths]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=names)
 
 
 def _stream(paths: Sequence[Path], path: Path, name: str, metadata: dict[str, str]) -> None:
-    """Write the partials one after another into one file, atomically."""
+    """Write the partials one after another into one file, atomically, in row groups of about
+    ROW_GROUP rows; only one row group is in memory at a time."""
     with table_writer(path, name, metadata) as write:
+        pending: list[pa.Table] = []
         for part in paths:
-            table = pq.read_table(part)
-            if table.num_rows:
-                write(table)
+            pending.append(pq.read_table(part))
+            if sum(t.num_rows for t in pending) >= ROW_GROUP:
+                write(_concat(pending, name))
+                pending = []
+        if any(t.num_rows for t in pending):
+            write(_concat(pending, name))
 
 
 def link_ranked(folder: Path, best: dict[str, str]) -> dict[str, str]:

@@ -36,7 +36,7 @@ def run_metadata(samples: pd.DataFrame, config_digest: str,
         openfold3 = "not installed"
 
     def values(column: str) -> list[str]:
-        return sorted(set(samples[column].astype(str)))
+        return sorted({str(v) for v in samples[column].unique()})
 
     return {
         "foldscreen_version": __version__,

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..queries.ingest import FAILURE_COLUMNS
 from .interface import pair_scores
@@ -33,11 +35,11 @@ def columns(table: str) -> list[str]:
 
 
 def read_tables(paths: Iterable[Path], names: list[str]) -> pd.DataFrame:
-    frames = [pd.read_parquet(p) for p in paths]
-    frames = [f for f in frames if len(f)]
-    if not frames:
+    """The `names` columns of Parquet files, concatenated."""
+    tables = [t for t in (pq.read_table(p, columns=names) for p in paths) if t.num_rows]
+    if not tables:
         return pd.DataFrame(columns=names)
-    return pd.concat(frames, ignore_index=True)[names]
+    return pa.concat_tables(tables, promote_options="default").to_pandas()
 
 
 def rank_samples(samples: pd.DataFrame) -> pd.DataFrame:
@@ -93,30 +95,22 @@ def sample_details(sample: dict[str, Any], tokens: Tokens, confidences: dict[str
 
 def best_per_query(ingested: pd.DataFrame, samples: pd.DataFrame, best_pairs: pd.DataFrame,
                    failures: pd.DataFrame, ranked_paths: dict[str, str]) -> pd.DataFrame:
-    """One row per ingested query, with its best sample's scores (ranked by ranking score)."""
+    """One row per ingested query, with its best sample's scores; best ranking score first."""
+    scores = samples.groupby("query_id", sort=False)["sample_ranking_score"]
     best = samples[samples["rank"] == 1].set_index("query_id")
-    grouped = samples.groupby("query_id")["sample_ranking_score"]
-    counts, spread, std = grouped.size(), grouped.max() - grouped.min(), grouped.std(ddof=0)
-    interface = best_pairs.groupby("query_id")[["ipsae", "pdockq2", "lis"]].max()
-    failed = set(failures["query_id"])
-    rows = []
-    for query in ingested.itertuples(index=False):
-        q = query.query_id
-        row: dict[str, Any] = {"query_id": q, "n_tokens": query.n_tokens, "n_chains": query.n_chains,
-                               "molecule_types": query.molecule_types, "notes": query.notes}
-        if q in best.index:
-            top = best.loc[q]
-            row.update({column: top[column] for column in SCORE_COLUMNS})
-            row.update(status="predicted", n_samples=int(counts[q]), best_seed=int(top["seed"]),
-                       best_sample=int(top["sample"]), ranking_score_spread=float(spread[q]),
-                       ranking_score_std=float(std[q]), best_model_path=top["model_path"],
-                       ranked_model_path=ranked_paths.get(q), demo_weights=bool(top["demo_weights"]))
-            if q in interface.index:
-                row.update(interface.loc[q].to_dict())
-        else:
-            row.update(status="failed" if q in failed else "pending", n_samples=0)
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=columns("queries"))
+    best = best[SCORE_COLUMNS + ["seed", "sample", "model_path", "demo_weights"]].rename(
+        columns={"seed": "best_seed", "sample": "best_sample", "model_path": "best_model_path"})
+    frame = (ingested[["query_id", "n_tokens", "n_chains", "molecule_types", "notes"]].set_index("query_id")
+             .join(best)
+             .join(pd.DataFrame({"n_samples": scores.size(), "ranking_score_std": scores.std(ddof=0),
+                                 "ranking_score_spread": scores.max() - scores.min()}))
+             .join(best_pairs.groupby("query_id")[["ipsae", "pdockq2", "lis"]].max()))
+    predicted = frame.index.isin(best.index)
+    frame["status"] = np.where(predicted, "predicted",
+                               np.where(frame.index.isin(failures["query_id"]), "failed", "pending"))
+    frame["n_samples"] = frame["n_samples"].fillna(0).astype(int)
+    frame["ranked_model_path"] = frame.index.map(ranked_paths)
+    frame = frame.reset_index()[columns("queries")]
     return frame.sort_values(["sample_ranking_score", "query_id"], ascending=[False, True],
                              na_position="last", kind="mergesort").reset_index(drop=True)
 
