@@ -134,7 +134,7 @@ def make_screen(root: Path, n_queries: int, samples: int, chunk_size: int) -> li
                                   "confidences": f"{stem}_confidences.json",
                                   "aggregated": f"{stem}_confidences_aggregated.json",
                                   "scores": scores[k - 1]})
-            record = {"query_id": query_id, "seed": SEED, "settings_digest": "bench",
+            record = {"query_id": query_id, "seed": SEED, "task_digest": "bench",
                       "settings": {"weights": "demo"}, "demo_weights": True, "backend": "mlx",
                       "device": "mlx cpu (OpenBLAS)", "foldscreen": "bench", "n_tokens": PROTEIN + LIGAND,
                       "n_atoms": 0, "timings": {}, "task_seconds": 1.0, "samples": summaries}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from foldscreen.inference import InferenceSettings, run_chunk
 from foldscreen.inference.backend import BackendUnavailable, load_backend
+from foldscreen.io import write_parquet
 
 SHEET = "id,sequence\npep,GSWTWENGKW\nlost_msa,GSHMKELEEK\n"
 FAST = ["--samples", "2", "--diffusion-steps", "3", "--recycles", "0", "--threads", "1"]
@@ -68,6 +70,28 @@ def test_done_tasks_are_skipped_and_redone_when_settings_change(screen, tmp_path
     run_chunk(*tables, fewer, screen / "predictions", tmp_path / "s.parquet", tmp_path / "f.parquet")
     assert len(json.loads(record.read_text())["samples"]) == 1
     assert sorted(p.name for p in record.parent.glob("*_model.cif")) == ["pep_seed_1_sample_1_model.cif"]
+
+
+def test_a_task_is_redone_when_its_alignment_changes(screen, tmp_path):
+    settings = InferenceSettings(seeds=(1,), samples=2, diffusion_steps=3, recycles=0, threads=1)
+    predictions = tmp_path / "predictions"
+    shutil.copytree(screen / "predictions", predictions)
+    record = predictions / "pep" / "seed_1" / "task.json"
+    msa = pd.read_parquet(screen / "msa" / "all.parquet")
+    cached = Path(msa.loc[msa["query_id"] == "pep", "path"].iloc[0])
+    other = tmp_path / "another_entry" / cached.name  # e.g. the server's alignment of the chain
+    other.parent.mkdir()
+    shutil.copy(cached, other)
+    msa.loc[msa["query_id"] == "pep", "path"] = str(other)
+    write_parquet(tmp_path / "msa.parquet", msa)
+    args = settings, predictions, tmp_path / "s.parquet", tmp_path / "f.parquet"
+
+    run_chunk(screen / "ingest" / "all.parquet", screen / "msa" / "all.parquet", *args)
+    before = record.stat().st_mtime_ns
+    run_chunk(screen / "ingest" / "all.parquet", screen / "msa" / "all.parquet", *args)
+    assert record.stat().st_mtime_ns == before  # same alignment: skipped
+    run_chunk(screen / "ingest" / "all.parquet", tmp_path / "msa.parquet", *args)
+    assert record.stat().st_mtime_ns != before  # another alignment: predicted again
 
 
 @pytest.mark.parametrize("backend", ["mlx", "torch"])

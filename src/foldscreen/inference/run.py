@@ -56,7 +56,7 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
               predictions: Path, out_samples: Path, out_failures: Path) -> None:
     """Predict every (query, seed) of the chunk; write the chunk's sample and failure tables.
 
-    A task whose folder is complete (same settings) is skipped. A task that fails is recorded
+    A task whose folder is complete (same settings and alignments) is skipped. A task that fails is recorded
     in the failures table and the chunk goes on.
     """
     digest = settings.digest()
@@ -67,13 +67,15 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
     for query_id, chains in load_queries(queries_table):
         if query_id in msas.failed:
             continue  # the MSA stage has recorded why
+        main, paired = msas.paths.get(query_id, {}), msas.paired.get(query_id, {})
+        task_digest = tasks.task_digest(digest, main, paired)
         for seed in settings.seeds:
             folder = tasks.task_dir(predictions, query_id, seed)
-            record = tasks.completed_record(folder, digest)
+            record = tasks.completed_record(folder, task_digest)
             if record is None:
                 try:
-                    record = predict_task(backend.get(), query_id, chains, msas.paths.get(query_id, {}),
-                                          seed, folder, digest, msas.paired.get(query_id, {}))
+                    record = predict_task(backend.get(), query_id, chains, main, seed, folder, task_digest,
+                                          paired)
                 except BackendUnavailable:
                     raise  # the configuration is wrong for every task: fail the job
                 except Exception as err:  # one bad task never stops the chunk
@@ -109,7 +111,7 @@ def predict_task(backend: Backend, query_id: str, chains: tuple[Chain, ...], msa
         timings["write_s"] = time.perf_counter() - started
         written = staging / query_id / f"seed_{seed}"
         record = {
-            "query_id": query_id, "seed": seed, "settings_digest": digest,
+            "query_id": query_id, "seed": seed, "task_digest": digest,
             "settings": asdict(backend.settings), "demo_weights": backend.settings.demo,
             "backend": backend.name, "device": backend.device, "foldscreen": __version__,
             "n_tokens": int(batch["token_mask"].shape[-1]),
