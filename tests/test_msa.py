@@ -49,6 +49,28 @@ def test_precomputed_a3m_is_copied_into_the_cache(tmp_path):
     assert Path(path).is_relative_to(tmp_path / "cache")
 
 
+def test_a_folder_of_precomputed_alignments_is_found_by_query_and_chain(tmp_path):
+    folder = tmp_path / "msas"
+    (folder / "dimer").mkdir(parents=True)
+    (folder / "dimer" / "A.a3m").write_text(">query\nMKTAY\n>hitA\nMKSAY\n")
+    (folder / "dimer_B.sto").write_text("# STOCKHOLM 1.0\nquery GSHM\nhitB  GSHL\n//\n")
+    (folder / "homodimer.a3m").write_text(">query\nWWEE\n>hit\nWWED\n")
+    (folder / "own.a3m").write_text(">query\nPPGG\n>ignored\nPPGA\n")
+    own = tmp_path / "own_file.a3m"
+    own.write_text(">query\nPPGG\n>mine\nPPGP\n")
+    queries = [("dimer", (protein("MKTAY"), protein("GSHM", ("B",)))),
+               ("homodimer", (protein("WWEE", ("A", "B")),)),
+               ("own", (protein("PPGG", msa=own),)),
+               ("absent", (protein("KKLL"),))]
+    settings = MsaSettings(mode="single_sequence", cache=tmp_path / "cache", folder=folder)
+    table = build_msas(queries, settings).set_index(["query_id", "chain_ids"])
+    rows = {key: (Path(path).read_text().split("\n") + [""])[3] for key, path in table["path"].items()}
+    assert rows == {("dimer", "A"): "MKSAY", ("dimer", "B"): "GSHL", ("homodimer", "A,B"): "WWED",
+                    ("own", "A"): "PPGP", ("absent", "A"): ""}  # a chain's own file wins
+    assert table.loc[("absent", "A"), "source"] == "single_sequence"
+    assert table.loc[("dimer", "B"), "source"] == "precomputed"
+
+
 @pytest.mark.parametrize("text, suffix, words", [
     (">query\nMKTAA\n", ".a3m", "first sequence is not the chain's sequence"),
     (">query\nMKTAY\n", ".txt", "alignments must be A3M (.a3m) or Stockholm"),

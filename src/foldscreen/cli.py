@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     msa.add_argument("--mode", help="single_sequence, precomputed, server or local (overrides --config)")
     msa.add_argument("--cache", type=Path, help="the MSA cache folder (default resources/msa_cache)")
     msa.add_argument("--server-url", help="the ColabFold server of mode server")
+    msa.add_argument("--folder", type=Path, help="precomputed alignments named <query>[_<chain>].a3m")
     msa.set_defaults(run=_msa)
 
     predict = sub.add_parser("predict", help="predict every (query, seed) task not yet done")
@@ -101,6 +102,8 @@ def _msa(args: argparse.Namespace) -> None:
         section["cache"] = args.cache
     if args.server_url:
         section["server"] = {**section.get("server", {}), "url": args.server_url}
+    if args.folder:
+        section["folder"] = args.folder
     build_msa_table(_table(args.out, "ingest"), section, _table(args.out, "msa"))
 
 

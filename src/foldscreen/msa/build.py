@@ -1,11 +1,12 @@
 """The MSA stage: one cached alignment per unique chain, one paired alignment per heteromer.
 
 Every protein and RNA chain gets a main alignment: its own precomputed file when it has one (A3M
-or Stockholm, in any mode), else one from the mode's source (`single_sequence`: the chain alone;
-`server` and `local`: proteins are searched, RNA chains stand alone; `precomputed`: a chain
-without a file fails). Every query with two or more distinct protein sequences also gets a
-paired alignment from `server` or `local` (unless its chains bring their own paired files).
-Unique sequences are looked up in the cache first; the missing ones are fetched in one call.
+or Stockholm, in any mode; named in its query, or found in `msa.folder`), else one from the
+mode's source (`single_sequence`: the chain alone; `server` and `local`: proteins are searched,
+RNA chains stand alone; `precomputed`: a chain without a file fails). Every query with two or
+more distinct protein sequences also gets a paired alignment from `server` or `local` (unless
+its chains bring their own paired files). Unique sequences are looked up in the cache first;
+the missing ones are fetched in one call.
 
 A chain whose alignment fails fails its query (status `failed`, with the reason); a failed
 pairing only leaves the query without paired rows (status `ok`, the reason noted). Nothing that
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = ["MODES", "MSA_COLUMNS", "build_msa_table", "build_msas"]
 log = logging.getLogger("foldscreen.msa")
 
 ALIGNED_TYPES = ("protein", "rna")
+FOLDER_SUFFIXES = (".a3m", ".sto", ".stockholm")
 MSA_COLUMNS = ["query_id", "chain_ids", "chain_hash", "source", "path", "paired_path", "status", "reason"]
 Queries = Sequence[tuple[str, tuple[Chain, ...]]]
 ChainKey = tuple[str, str, str | None]  # the chain's type, sequence and own alignment file, if any
@@ -55,6 +57,9 @@ def build_msas(queries: Queries, settings: MsaSettings | str, root: Path | None 
     if isinstance(settings, str):
         settings = MsaSettings(mode=settings)
     root = Path(root if root is not None else settings.cache)
+    if settings.folder is not None:
+        queries = [(query_id, with_folder_files(query_id, chains, settings.folder))
+                   for query_id, chains in queries]
     source = make_source(settings)
     mains = main_alignments(queries, settings.mode, source, root)
     paired = paired_alignments(queries, mains, source, root)
@@ -83,6 +88,28 @@ def build_msa_table(queries_table: Path, settings: MsaSettings | Mapping[str, An
     if not isinstance(settings, MsaSettings):
         settings = MsaSettings.from_config(settings)
     write_parquet(out, build_msas(load_queries(queries_table), settings))
+
+
+def with_folder_files(query_id: str, chains: tuple[Chain, ...], folder: Path) -> tuple[Chain, ...]:
+    """The chains, those without a file of their own given the folder's file for them, if any.
+
+    Per chain: `<folder>/<query>/<chain id>.a3m` or `<folder>/<query>_<chain id>.a3m`; per query
+    (when its aligned chains are all one sequence): `<folder>/<query>.a3m`. Stockholm (`.sto`)
+    files are found too.
+    """
+    aligned = _aligned(chains)
+    one_sequence = len({chain.sequence for chain in aligned}) == 1
+    found = []
+    for chain in chains:
+        if chain.msa_path or chain not in aligned:
+            found.append(chain)
+            continue
+        stems = [f"{query_id}/{cid}" for cid in chain.chain_ids]
+        stems += [f"{query_id}_{cid}" for cid in chain.chain_ids] + ([query_id] if one_sequence else [])
+        files = [folder / f"{stem}{suffix}" for stem in stems for suffix in FOLDER_SUFFIXES]
+        path = next((str(file) for file in files if file.is_file()), None)
+        found.append(replace(chain, msa_path=path) if path else chain)
+    return tuple(found)
 
 
 def _aligned(chains: tuple[Chain, ...]) -> list[Chain]:

@@ -28,6 +28,7 @@ class MsaSettings:
 
     mode: str = "single_sequence"
     cache: Path = Path("resources/msa_cache")
+    folder: Path | None = None  # precomputed alignments named by query and chain
     server: Mapping[str, Any] = field(default_factory=dict)
     local: Mapping[str, Any] = field(default_factory=dict)
 
@@ -35,6 +36,8 @@ class MsaSettings:
         if self.mode not in MODES:
             raise ValueError(f"unknown msa mode {self.mode!r} (use one of {', '.join(MODES)})")
         object.__setattr__(self, "cache", Path(self.cache))
+        if self.folder is not None:
+            object.__setattr__(self, "folder", Path(self.folder))
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> MsaSettings:
