@@ -8,7 +8,7 @@ workflow leaves it after inference: per task `predictions/<q>/seed_42/` with tas
 sample, `*_model.cif`, `*_confidences.json` (per-atom plddt, token x token pae and pde) and
 `*_confidences_aggregated.json` in OpenFold3's layout; per chunk the ingest, msa and inference
 tables. Every query is a 40-residue protein with a 10-atom ligand (50 tokens); the per-sample
-files are hard links to 5 distinct files (one per sample number; a fresh copy every 50,000
+files are hard links to 5 distinct files (one per sample number; a fresh copy every 25,000
 queries), so the screen takes little disk while every file is opened and parsed under its own
 name.
 
@@ -48,7 +48,7 @@ from foldscreen.reports.tables import rank_samples
 
 SEED = 42
 PROTEIN, LIGAND = 40, 10
-LINKS_PER_FILE = 50_000
+LINKS_PER_FILE = 25_000  # sample files, plus as many ranked/ links to the best: under ext4's 65,000
 ATOM_SITE = ["group_PDB", "type_symbol", "label_atom_id", "label_alt_id", "label_comp_id", "label_asym_id",
              "label_entity_id", "label_seq_id", "pdbx_PDB_ins_code", "auth_seq_id", "auth_comp_id",
              "auth_asym_id", "auth_atom_id", "B_iso_or_equiv", "pdbx_formal_charge", "Cartn_x", "Cartn_y",

@@ -145,7 +145,12 @@ def link_ranked(folder: Path, best: dict[str, str]) -> dict[str, str]:
     paths = {}
     for query_id, source in best.items():
         target = folder / f"{query_id}_rank_1.cif"
-        if not (target.exists() and os.path.samefile(source, target)):
+        try:
+            os.link(source, target)  # a new name appears whole: no temporary name needed
+        except FileExistsError:
+            if not os.path.samefile(source, target):
+                _link_or_copy(Path(source), target)
+        except OSError:  # another file system, or too many links
             _link_or_copy(Path(source), target)
         paths[query_id] = str(target)
     wanted = {Path(p).name for p in paths.values()}
@@ -156,6 +161,7 @@ def link_ranked(folder: Path, best: dict[str, str]) -> dict[str, str]:
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
+    """Replace `target` by a link to `source` (a copy if that fails) through a temporary name."""
     with atomic_path(target) as tmp:
         tmp.unlink()
         try:
