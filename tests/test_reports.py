@@ -4,6 +4,7 @@ written schemas and against OpenFold3's per-sample files (read independently, wi
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -181,6 +182,15 @@ def test_more_chunks_only_add_rows(finished_screen, tmp_path, monkeypatch):
     assert set(queries.index) < set(full.index)
     pd.testing.assert_frame_equal(queries.drop(columns="ranked_model_path"),
                                   full.loc[queries.index].drop(columns="ranked_model_path"))
+
+
+def test_a_grown_screen_rescores_only_its_new_chunk(finished_screen, tmp_path):
+    folder = copy_screen(finished_screen, tmp_path)
+    with (folder / "queries.csv").open("a") as sheet:
+        sheet.write("added,MADEKPEPTIDEHERE,protein,1,\n")
+    dry = run_snakemake(folder, "-n", "--cores", "1").stdout
+    assert re.findall(r"output: results/test/tables/(chunk_\d+)\.samples\.parquet", dry) == ["chunk_00002"]
+    assert "rule aggregate:" in dry
 
 
 def test_cli_aggregate_matches_the_workflow(finished_screen, tmp_path, monkeypatch):
