@@ -15,8 +15,8 @@ extra=()
 [ "$framework" = torch ] && extra=(--device cuda)
 # The 1,000-token protein: full architecture, no recycling, two diffusion steps, one sample.
 if [ "$framework" = mlx ]; then
-    run --n 1000 --recycles 0 --steps 2 --repeats 2 --warmups 0 --chunk-size 128 --features .devdata/protein_1000.npz
+    run --n 1000 --recycles 0 --steps 2 --repeats 3 --warmups 1 --chunk-size 128 --features .devdata/protein_1000.npz
 fi
-run --n 1000 --recycles 0 --steps 2 --repeats 2 --warmups 0 --features .devdata/protein_1000.npz "${extra[@]}"
+run --n 1000 --recycles 0 --steps 2 --repeats 3 --warmups 1 --features .devdata/protein_1000.npz "${extra[@]}"
 # The whole model at OpenFold3's defaults (3 recycles, 200 steps), one sample, 100 residues.
 run --n 100 --repeats 3 --warmups 1 --features .devdata/protein_100.npz "${extra[@]}"
