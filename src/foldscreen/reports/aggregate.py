@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..inference.tasks import TASK_RECORD
-from ..io import read_json
+from ..io import atomic_path, read_json
 from ..msa.build import MSA_COLUMNS
 from ..queries.ingest import FAILURE_COLUMNS, INGEST_COLUMNS
 from .metadata import run_metadata
-from .schema import atomic_path, table_writer, to_arrow, write_table
+from .schema import table_writer, to_arrow, write_table
 from .structure import read_tokens
 from .tables import (
     SAMPLE_COLUMNS,

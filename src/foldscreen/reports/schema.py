@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +13,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+
+from ..io import atomic_path
 
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "tables"
 TABLES = ("samples", "queries", "chains", "chain_pairs", "residues", "failures")
@@ -90,17 +90,3 @@ def table_writer(path: Path, name: str, metadata: dict[str, str] | None = None
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, store_schema=False) as writer:
         yield lambda frame: writer.write_table(to_arrow(frame, name))
         writer.add_key_value_metadata(metadata or {})
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary name beside `path`, renamed to `path` when the block ends without error."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
