@@ -14,7 +14,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from .pairformer import PairBlock
+from .pairformer import PairBlock, stack_args
 from .primitives import LayerNorm, Linear, chunked
 from .transition import Transition
 
@@ -220,12 +220,9 @@ class MSAModuleStack(nn.Module):
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> MSAModuleStack:
         """From OpenFold3's msa_module config; training-only keys (dropout, ...) are ignored."""
-        if cfg.get("transition_type", "swiglu") != "swiglu" or cfg.get("fuse_projection_weights"):
-            raise ValueError("only SwiGLU transitions and unfused triangle updates are ported")
-        names = ("c_m", "c_z", "c_hidden_msa_att", "c_hidden_opm", "c_hidden_mul",
-                 "c_hidden_pair_att", "no_heads_msa", "no_heads_pair", "no_blocks",
-                 "transition_n", "opm_first", "inf")
-        return cls(**{name: cfg[name] for name in names})
+        return cls(**stack_args(cfg, ("c_m", "c_z", "c_hidden_msa_att", "c_hidden_opm", "c_hidden_mul",
+                                      "c_hidden_pair_att", "no_heads_msa", "no_heads_pair", "no_blocks",
+                                      "transition_n", "opm_first", "inf")))
 
     def __call__(self, m: mx.array, z: mx.array, msa_mask: mx.array, pair_mask: mx.array,
                  chunk_size: int | None = None) -> mx.array:

@@ -6,7 +6,7 @@ OpenFold3's `architecture.pairformer` config (a mapping) directly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mlx.core as mx
@@ -99,6 +99,13 @@ class PairFormerBlock(nn.Module):
         return s, z
 
 
+def stack_args(cfg: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """The arguments `names` from an OpenFold3 block-stack config; refuses variants not ported."""
+    if cfg.get("transition_type", "swiglu") != "swiglu" or cfg.get("fuse_projection_weights"):
+        raise ValueError("only SwiGLU transitions and unfused triangle updates are ported")
+    return {name: cfg[name] for name in names}
+
+
 class PairFormerStack(nn.Module):
     """The PairFormer stack (AF3 Algorithm 17)."""
 
@@ -114,11 +121,9 @@ class PairFormerStack(nn.Module):
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> PairFormerStack:
         """From OpenFold3's pairformer config; training-only keys (dropout, ...) are ignored."""
-        if cfg.get("transition_type", "swiglu") != "swiglu" or cfg.get("fuse_projection_weights"):
-            raise ValueError("only SwiGLU transitions and unfused triangle updates are ported")
-        names = ("c_s", "c_z", "c_hidden_pair_bias", "no_heads_pair_bias", "c_hidden_mul",
-                 "c_hidden_pair_att", "no_heads_pair", "no_blocks", "transition_n", "inf")
-        return cls(**{name: cfg[name] for name in names})
+        return cls(**stack_args(cfg, ("c_s", "c_z", "c_hidden_pair_bias", "no_heads_pair_bias",
+                                      "c_hidden_mul", "c_hidden_pair_att", "no_heads_pair", "no_blocks",
+                                      "transition_n", "inf")))
 
     def __call__(self, s: mx.array, z: mx.array, single_mask: mx.array, pair_mask: mx.array,
                  chunk_size: int | None = None) -> tuple[mx.array, mx.array]:

@@ -15,7 +15,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-from .pairformer import PairBlock
+from .pairformer import PairBlock, stack_args
 from .primitives import LayerNorm, Linear
 
 TEMPLATE_FEATURES = ("template_restype", "template_pseudo_beta_mask",
@@ -91,11 +91,8 @@ class TemplatePairStack(nn.Module):
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> TemplatePairStack:
         """From OpenFold3's template.template_pair_stack config; training-only keys ignored."""
-        if cfg.get("transition_type", "swiglu") != "swiglu" or cfg.get("fuse_projection_weights"):
-            raise ValueError("only SwiGLU transitions and unfused triangle updates are ported")
-        names = ("c_t", "c_hidden_tri_att", "c_hidden_tri_mul", "no_blocks", "no_heads",
-                 "pair_transition_n", "tri_mul_first", "inf")
-        return cls(**{name: cfg[name] for name in names})
+        return cls(**stack_args(cfg, ("c_t", "c_hidden_tri_att", "c_hidden_tri_mul", "no_blocks", "no_heads",
+                                      "pair_transition_n", "tri_mul_first", "inf")))
 
     def _one(self, t: mx.array, mask: mx.array, chunk_size: int | None) -> mx.array:
         for block in self.blocks:
