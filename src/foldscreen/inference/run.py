@@ -134,8 +134,10 @@ def sample_rows(record: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
     for sample in record["samples"]:
         scores = sample["scores"]
         row = {"query_id": record["query_id"], "seed": record["seed"], "sample": sample["sample"],
-               "rank": 0, "task_seconds": record["task_seconds"], "backend": record["backend"],
-               "weights": record["settings"]["weights"], "demo_weights": record["demo_weights"],
+               "rank": 0, "n_tokens": record["n_tokens"], "n_atoms": record["n_atoms"],
+               "task_seconds": record["task_seconds"], "backend": record["backend"],
+               "device": record["device"], "weights": record["settings"]["weights"],
+               "demo_weights": record["demo_weights"],
                "model_path": str(folder / sample["model"]),
                "confidences_path": str(folder / sample["confidences"]),
                "aggregated_path": str(folder / sample["aggregated"])}

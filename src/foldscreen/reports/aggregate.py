@@ -1,7 +1,7 @@
 """The aggregate stage: per-chunk partial tables, then the screen's tables combined from them.
 
-`tables_chunk` reads a chunk's predictions once (its inference table, task records, structures
-and full confidences) and writes the chunk's partial tables; `aggregate` only concatenates
+`tables_chunk` reads a chunk's predictions once (its inference table, structures and full
+confidences) and writes the chunk's partial tables; `aggregate` only concatenates
 partials, so a new chunk costs one `tables_chunk` and a cheap combine.
 """
 
@@ -20,8 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..inference.tasks import TASK_RECORD
-from ..io import atomic_path, read_json
+from ..io import atomic_path
 from ..msa.build import MSA_COLUMNS
 from ..queries.ingest import FAILURE_COLUMNS, INGEST_COLUMNS
 from .metadata import run_metadata
@@ -52,12 +51,7 @@ def part_path(folder: Path, chunk: str, table: str) -> Path:
 
 def tables_chunk(inference_table: Path, outputs: Mapping[str, Path]) -> None:
     """The chunk's partial tables (PARTS); a sample whose files cannot be read becomes a failure."""
-    inference = pd.read_parquet(inference_table)[SAMPLE_COLUMNS]
-    records = {}
-    for query_id, seed, model in zip(inference["query_id"], inference["seed"], inference["model_path"]):
-        if (query_id, int(seed)) not in records:
-            records[(query_id, int(seed))] = read_json(Path(model).parent / TASK_RECORD)
-    samples = samples_table(inference, records)
+    samples = samples_table(pd.read_parquet(inference_table)[SAMPLE_COLUMNS])
     chains: list[dict] = []
     pairs: list[dict] = []
     residues: list[pa.Table] = []

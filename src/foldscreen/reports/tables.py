@@ -23,9 +23,9 @@ SCORE_COLUMNS = ["sample_ranking_score", "iptm", "ptm", "avg_plddt", "gpde", "di
 JSON_COLUMNS = ["chain_ptm", "chain_pair_iptm", "bespoke_iptm"]
 # The inference stage's per-chunk table (inference/<chunk>.parquet).
 SAMPLE_COLUMNS = (
-    ["query_id", "seed", "sample", "rank"] + SCORE_COLUMNS + JSON_COLUMNS
+    ["query_id", "seed", "sample", "rank", "n_tokens", "n_atoms"] + SCORE_COLUMNS + JSON_COLUMNS
     + ["model_path", "confidences_path", "aggregated_path", "task_seconds",
-       "backend", "weights", "demo_weights"]
+       "backend", "device", "weights", "demo_weights"]
 )
 SAMPLE_KEY = ["query_id", "seed", "sample", "rank"]
 
@@ -52,12 +52,9 @@ def rank_samples(samples: pd.DataFrame) -> pd.DataFrame:
     return ordered[SAMPLE_COLUMNS]
 
 
-def samples_table(inference: pd.DataFrame, records: dict[tuple[str, int], dict[str, Any]]) -> pd.DataFrame:
-    """The samples table of a chunk: the inference table ranked, with each task's record added."""
+def samples_table(inference: pd.DataFrame) -> pd.DataFrame:
+    """The samples table of a chunk: the inference table ranked, in the samples schema."""
     ranked = rank_samples(inference)
-    keys = list(zip(ranked["query_id"], ranked["seed"].astype(int)))
-    for field in ("n_tokens", "n_atoms", "device"):
-        ranked[field] = [records[key][field] for key in keys]
     ranked["has_clash"] = ranked["has_clash"].astype(float) > 0.5
     return ranked[columns("samples")]
 
