@@ -36,12 +36,25 @@ def load_features(path: Path) -> dict[str, Any]:
 
 
 def config(args: argparse.Namespace, backend: str) -> Any:
+    """OpenFold3's config, or for MLX the architecture saved in `--architecture` (no OpenFold3)."""
+    if backend == "mlx" and args.architecture and args.architecture.is_file():
+        import ml_collections
+
+        architecture = ml_collections.ConfigDict(json.loads(args.architecture.read_text()))
+        shared = architecture.shared
+        shared.diffusion.no_full_rollout_samples = args.samples
+        shared.diffusion.no_full_rollout_steps = args.steps or shared.diffusion.no_full_rollout_steps
+        shared.num_recycles = args.recycles if args.recycles is not None else shared.num_recycles
+        return ml_collections.ConfigDict({"architecture": architecture})
     from foldscreen.inference.model_config import model_config
     from foldscreen.inference.settings import InferenceSettings
 
-    return model_config(InferenceSettings(backend=backend, device="cuda", weights="released",
-                                          samples=args.samples, recycles=args.recycles,
-                                          diffusion_steps=args.steps))
+    cfg = model_config(InferenceSettings(backend=backend, device="cuda", weights="released",
+                                         samples=args.samples, recycles=args.recycles,
+                                         diffusion_steps=args.steps))
+    if args.architecture and not args.architecture.is_file():
+        args.architecture.write_text(cfg.architecture.to_json())
+    return cfg
 
 
 def openfold3_runner(args: argparse.Namespace) -> tuple[Callable[[dict], Callable[[], None]], str]:
@@ -141,35 +154,53 @@ def kabsch_rmsd(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.sqrt((((x @ rotation) - y) ** 2).sum(-1).mean()))
 
 
-def scored(model: Any, batch: dict, cfg: Any, seed: int) -> dict[str, np.ndarray]:
-    import torch
-    from openfold3.core.metrics.aggregate_confidence_ranking import get_confidence_scores
+def expected(logits: np.ndarray, bin_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, expected value) of logits over equal bins from 0 to `bin_max`."""
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    n = logits.shape[-1]
+    centres = (np.arange(n) + 0.5) * bin_max / n
+    return p, (p * centres).sum(-1)
 
+
+def ptm(pae_probs: np.ndarray, asym: np.ndarray, interface: bool) -> np.ndarray:
+    """pTM or ipTM per sample (AF3 SI eqs. 17-18) from PAE bins of 0-32 A; pae_probs [S, N, N, B]."""
+    n, bins = pae_probs.shape[-2], pae_probs.shape[-1]
+    d0 = 1.24 * (max(n, 19) - 15) ** (1 / 3) - 1.8
+    centres = (np.arange(bins) + 0.5) * 32 / bins
+    tm = (pae_probs / (1 + (centres / d0) ** 2)).sum(-1)  # [S, N, N]
+    pairs = (asym[:, None] != asym[None, :]) if interface else np.ones((n, n), bool)
+    per_row = (tm * pairs).sum(-1) / np.maximum(pairs.sum(-1), 1)
+    return per_row.max(-1)
+
+
+def scored(model: Any, batch: dict, seed: int) -> dict[str, np.ndarray]:
+    """Positions, pLDDT, PAE and a ranking proxy (0.8 ipTM + 0.2 pTM; pTM for one chain)."""
     from foldscreen.model.batch import to_mlx_batch
 
-    outputs = model(to_mlx_batch(batch), seed=seed)
-    outputs = {key: torch.from_numpy(np.array(value)) for key, value in outputs.items()}
-    outputs["recycles"] = cfg.architecture.shared.num_recycles
-    batch_t = {key: value.unsqueeze(1) for key, value in batch.items()}
-    scores = get_confidence_scores(batch=batch_t, outputs=outputs, config=cfg, compute_per_sample=False)
-    return {"positions": outputs["atom_positions_predicted"][0].numpy(),
-            "plddt": scores["plddt"][0].numpy(), "pae": scores["pae"][0].numpy(),
-            "ranking": scores["sample_ranking_score"][0].numpy()}
+    outputs = {key: np.array(value) for key, value in model(to_mlx_batch(batch), seed=seed).items()}
+    token = batch["token_mask"][0].numpy() > 0
+    asym = batch["asym_id"][0].numpy()[token]
+    _, plddt = expected(outputs["plddt_logits"][0], 100.0)
+    pae_probs, pae = expected(outputs["pae_logits"][0][:, token][:, :, token], 32.0)
+    whole = ptm(pae_probs, asym, interface=False)
+    ranking = 0.8 * ptm(pae_probs, asym, interface=True) + 0.2 * whole if len(set(asym)) > 1 else whole
+    return {"positions": outputs["atom_positions_predicted"][0], "plddt": plddt, "pae": pae,
+            "ranking": ranking}
 
 
 def accuracy(args: argparse.Namespace) -> None:
-    cfg = config(args, "mlx")
     exact, low = mlx_model(args, "float32"), mlx_model(args, args.precision)
     for path in args.features:
         batch = load_features(path)
         mask = batch["atom_mask"][0].numpy() > 0
-        a, b = scored(exact, batch, cfg, seed=1), scored(low, batch, cfg, seed=1)
+        a, b = scored(exact, batch, seed=1), scored(low, batch, seed=1)
         rmsd = [kabsch_rmsd(b["positions"][k][mask], a["positions"][k][mask])
                 for k in range(args.samples)]
         emit(args, {"kind": "accuracy", "features": path.name,
                     "n_tokens": int(batch["token_mask"].shape[-1]), "n_atoms": int(mask.sum()),
                     "rmsd_a": [round(r, 3) for r in rmsd],
-                    "plddt_mean_abs_diff": round(float(np.abs(a["plddt"] - b["plddt"]).mean()), 4),
+                    "plddt_mean_abs_diff": round(float(np.abs(a["plddt"] - b["plddt"])[:, mask].mean()), 4),
                     "pae_mean_abs_diff": round(float(np.abs(a["pae"] - b["pae"]).mean()), 4),
                     "ranking_abs_diff": [round(float(d), 4) for d in np.abs(a["ranking"] - b["ranking"])],
                     "device": "mlx gpu"})
@@ -201,6 +232,8 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=None, help="MLX model_chunk_size")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--warmups", type=int, default=1)
+    parser.add_argument("--architecture", type=Path, default=None,
+                        help="JSON of the released architecture: written if absent, else read (no OpenFold3)")
     parser.add_argument("--lease", required=True, help="one identifier per lease")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu.jsonl"))
     args = parser.parse_args()

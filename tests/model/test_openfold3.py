@@ -114,3 +114,23 @@ def test_bfloat16_trunk_and_transformer_stay_close_to_float32(demo_model):
     assert 0 < trunk <= 5e-2  # bfloat16 really ran, and stayed close
     positions = np.asarray(low["atom_positions_predicted"]) - np.asarray(exact["atom_positions_predicted"])
     assert np.sqrt((positions**2).sum(-1).mean()) <= 1.0  # angstrom RMS, random weights
+
+
+def test_a_padded_task_gives_the_unpadded_answer(demo_model):
+    config, state, batch = demo_model
+    model = mlx_model(config, state)
+    n_token, n_atom = batch["token_mask"].shape[-1], batch["atom_mask"].shape[-1]
+    plain = model(batch, seed=4)
+    padded = model(batch, seed=4, padded=(n_token + 13, n_atom + 70))
+    for key, value in plain.items():
+        assert padded[key].shape == value.shape, key
+        assert relative(padded[key], value) <= 1e-5, key
+
+
+def test_size_buckets_bound_the_padding():
+    from foldscreen.model.buckets import atom_bucket, token_bucket
+
+    for n in range(1, 3000, 7):
+        assert n <= token_bucket(n) <= max(16, n * 1.25 + 16) and token_bucket(n) % 16 == 0
+        assert n <= atom_bucket(n) <= max(32, n * 1.25 + 32) and atom_bucket(n) % 32 == 0
+    assert len({token_bucket(n) for n in range(100, 400)}) <= 10  # few graphs for many sizes

@@ -6,7 +6,7 @@ OpenFold3's `architecture.pairformer` config (a mapping) directly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import mlx.core as mx
@@ -117,6 +117,9 @@ class PairFormerStack(nn.Module):
             PairFormerBlock(c_s, c_z, c_hidden_pair_bias, no_heads_pair_bias, c_hidden_mul,
                             c_hidden_pair_att, no_heads_pair, transition_n, inf=inf)
             for _ in range(no_blocks)]
+        self._compiled: Callable[..., tuple[mx.array, mx.array]] | None = None
+        self._block_args = (c_s, c_z, c_hidden_pair_bias, no_heads_pair_bias, c_hidden_mul,
+                            c_hidden_pair_att, no_heads_pair, transition_n, inf)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> PairFormerStack:
@@ -125,9 +128,35 @@ class PairFormerStack(nn.Module):
                                       "c_hidden_mul", "c_hidden_pair_att", "no_heads_pair", "no_blocks",
                                       "transition_n", "inf")))
 
+    def compiled_block(self) -> Callable[..., tuple[mx.array, mx.array]]:
+        """One compiled graph for every block: (block parameters, s, z, masks) -> (s, z).
+
+        The parameters are inputs, so the 48 blocks share one trace per input shape; a spare
+        block (not one of the stack's) holds them while the graph is traced.
+        """
+        if self._compiled is None:
+            spare = PairFormerBlock(*self._block_args)
+
+            def run(parameters: dict, s: mx.array, z: mx.array, single_mask: mx.array,
+                    pair_mask: mx.array) -> tuple[mx.array, mx.array]:
+                spare.update(parameters)
+                return spare(s, z, single_mask, pair_mask)
+            self._compiled = mx.compile(run)
+        return self._compiled
+
     def __call__(self, s: mx.array, z: mx.array, single_mask: mx.array, pair_mask: mx.array,
-                 chunk_size: int | None = None) -> tuple[mx.array, mx.array]:
-        """s: [*, N, C_s], z: [*, N, N, C_z], masks [*, N] and [*, N, N] -> (s, z)."""
+                 chunk_size: int | None = None,
+                 compiled: bool = False) -> tuple[mx.array, mx.array]:
+        """s: [*, N, C_s], z: [*, N, N, C_z], masks [*, N] and [*, N, N] -> (s, z).
+
+        `compiled` runs each block as one compiled graph (not with `chunk_size`, whose chunks are
+        evaluated one by one).
+        """
+        if compiled and chunk_size is None:
+            run = self.compiled_block()
+            for block in self.blocks:
+                s, z = run(block.parameters(), s, z, single_mask, pair_mask)
+            return s, z
         for block in self.blocks:
             s, z = block(s, z, single_mask, pair_mask, chunk_size)
         return s, z

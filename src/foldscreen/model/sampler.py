@@ -43,20 +43,31 @@ class Draws(Protocol):
 
 
 class KeyedDraws:
-    """Draws from MLX's PRNG: the seed's key split into one key per step, split per draw."""
+    """Draws from MLX's PRNG: the seed's key split into one key per step, split per draw.
 
-    def __init__(self, seed: int, steps: int) -> None:
+    With `n_atom`, the atoms beyond the first `n_atom` (padding) get zeros, so that a task
+    draws the same numbers padded or not.
+    """
+
+    def __init__(self, seed: int, steps: int, n_atom: int | None = None) -> None:
         self.keys = mx.random.split(mx.random.key(seed), steps + 1)
+        self.n_atom = n_atom
+
+    def _atoms(self, shape: tuple[int, ...], key: mx.array) -> mx.array:
+        n_atom = shape[-2] if self.n_atom is None else self.n_atom
+        x = mx.random.normal((*shape[:-2], n_atom, shape[-1]), key=key)
+        padding = [(0, 0)] * (x.ndim - 2) + [(0, shape[-2] - n_atom), (0, 0)]
+        return x if n_atom == shape[-2] else mx.pad(x, padding)
 
     def initial(self, shape: tuple[int, ...]) -> mx.array:
-        return mx.random.normal(shape, key=self.keys[0])
+        return self._atoms(shape, self.keys[0])
 
     def step(self, step: int, shape: tuple[int, ...]) -> StepDraws:
         rotation, translation, noise = mx.random.split(self.keys[step + 1], 3)
         samples = tuple(shape[:-2])
         return StepDraws(mx.random.normal(samples + (4,), key=rotation),
                          mx.random.normal(samples + (3,), key=translation),
-                         mx.random.normal(tuple(shape), key=noise))
+                         self._atoms(tuple(shape), noise))
 
 
 def noise_schedule(steps: int, sigma_data: float, s_max: float, s_min: float,

@@ -21,9 +21,10 @@ from .template import TemplateEmbedderAllAtom
 class Trunk(nn.Module):
     """Input embedder, recycling projections, template embedder, MSA module and PairFormer."""
 
-    def __init__(self, architecture: Mapping[str, Any]) -> None:
-        """`architecture` is OpenFold3's `config.architecture`."""
+    def __init__(self, architecture: Mapping[str, Any], compiled: bool = False) -> None:
+        """`architecture` is OpenFold3's `config.architecture`; `compiled`: compiled PairFormer blocks."""
         super().__init__()
+        self.compiled = compiled
         c_s, c_z = architecture["shared"]["c_s"], architecture["shared"]["c_z"]
         self.input_embedder = InputEmbedderAllAtom.from_config(architecture["input_embedder"])
         self.layer_norm_z = LayerNorm(c_z)
@@ -58,7 +59,8 @@ class Trunk(nn.Module):
             z = self.msa_module(m.astype(low), z.astype(low), msa_mask.astype(low), pair_mask_low,
                                 chunk_size)
             s = s_init + self.linear_s(self.layer_norm_s(s))
-            s, z = self.pairformer_stack(s.astype(low), z, token_mask_low, pair_mask_low, chunk_size)
+            s, z = self.pairformer_stack(s.astype(low), z, token_mask_low, pair_mask_low, chunk_size,
+                                         compiled=self.compiled)
             s, z = s.astype(mx.float32), z.astype(mx.float32)
             mx.eval(s, z)
         return s_input, s, z
