@@ -148,3 +148,22 @@ def test_openfold3_featurisation_reads_the_cached_alignment(tmp_path):
     batch = featurise(query_set("ubq", (chain,), {"A": table["path"][0]}), "ubq", 1, tmp_path)
     assert batch["msa"].shape[-3] == 4  # the query and its three homologues
     assert batch["has_deletion"][0, 3].nonzero().flatten().tolist() == [18]  # 'psd' inserted
+
+
+def test_featurising_in_a_worker_gives_the_same_predictions(screen, tmp_path):
+    tables = screen / "ingest" / "all.parquet", screen / "msa" / "all.parquet"
+    structures = {}
+    for workers in (0, 1):
+        settings = InferenceSettings(seeds=(1, 2), samples=1, diffusion_steps=3, recycles=0,
+                                     threads=1, featurise_workers=workers)
+        predictions = tmp_path / f"workers_{workers}"
+        run_chunk(*tables, settings, predictions, tmp_path / f"s{workers}.parquet",
+                  tmp_path / f"f{workers}.parquet")
+        samples = pd.read_parquet(tmp_path / f"s{workers}.parquet")
+        assert sorted(samples["seed"]) == [1, 2]
+        assert set(pd.read_parquet(tmp_path / f"f{workers}.parquet")["query_id"]) == {"lost_msa"}
+        files = {seed: predictions / "pep" / f"seed_{seed}" / f"pep_seed_{seed}_sample_1_model.cif"
+                 for seed in (1, 2)}
+        structures[workers] = {seed: path.read_text() for seed, path in files.items()}
+    assert structures[0] == structures[1]
+    assert structures[0][1] != structures[0][2]

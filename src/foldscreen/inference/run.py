@@ -7,6 +7,7 @@ import logging
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,13 @@ import pandas as pd
 from .. import __version__
 from ..io import atomic_write_json, write_parquet
 from ..queries.ingest import FAILURE_COLUMNS, load_queries
-from ..queries.records import Chain
 from ..reports.tables import JSON_COLUMNS, SAMPLE_COLUMNS, SCORE_COLUMNS, rank_samples
 from . import tasks
 from .backend import Backend, BackendUnavailable, load_backend
-from .featurise import featurise, query_set, silence_known_warnings
+from .featurise import silence_known_warnings
 from .model_config import model_config
 from .outputs import sample_summaries, write_outputs
+from .prefetch import FeaturiseJob, featurised
 from .seeding import seed_everything
 from .settings import InferenceSettings
 
@@ -57,13 +58,16 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
     """Predict every (query, seed) of the chunk; write the chunk's sample and failure tables.
 
     A task whose folder is complete (same settings and alignments) is skipped. A task that fails is recorded
-    in the failures table and the chunk goes on.
+    in the failures table and the chunk goes on. The tasks to run are featurised ahead, in
+    worker processes where the model runs on a GPU (`inference.featurise_workers`).
     """
     digest = settings.digest()
     msas = _MsaTable(pd.read_parquet(msa_table))
     backend = _LazyBackend(settings)
-    rows: list[dict[str, Any]] = []
+    rows: dict[tuple[str, int], list[dict[str, Any]]] = {}
     failures: list[dict[str, Any]] = []
+    pending: list[tuple[tuple[str, int, Path, str], FeaturiseJob]] = []
+    staging: dict[tuple[str, int], Path] = {}
     for query_id, chains in load_queries(queries_table):
         if query_id in msas.failed:
             continue  # the MSA stage has recorded why
@@ -72,35 +76,53 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
         for seed in settings.seeds:
             folder = tasks.task_dir(predictions, query_id, seed)
             record = tasks.completed_record(folder, task_digest)
+            rows[query_id, seed] = []
             if record is None:
-                try:
-                    record = predict_task(backend.get(), query_id, chains, main, seed, folder, task_digest,
-                                          paired)
-                except BackendUnavailable:
-                    raise  # the configuration is wrong for every task: fail the job
-                except Exception as err:  # one bad task never stops the chunk
-                    log.error("%s seed %s failed:\n%s", query_id, seed, traceback.format_exc())
-                    failures.append({"query_id": query_id, "source": "", "stage": "inference",
-                                     "field": f"seed {seed}", "reason": f"{type(err).__name__}: {err}"})
-                    continue
+                staging[query_id, seed] = tasks.staging_dir(folder)
+                job = FeaturiseJob(query_id, chains, main, paired, seed, staging[query_id, seed])
+                pending.append(((query_id, seed, folder, task_digest), job))
             else:
                 tasks.remove_stale(folder)  # a job killed just after the task's rename
                 log.info("%s seed %s: already done, skipped", query_id, seed)
-            rows.extend(sample_rows(record, folder))
-    write_parquet(out_samples, rank_samples(pd.DataFrame(rows, columns=SAMPLE_COLUMNS)))
+                rows[query_id, seed] = sample_rows(record, folder)
+    workers = featurise_workers(settings, backend) if pending else 0
+    for (query_id, seed, folder, task_digest), get_batch in featurised(pending, workers):
+        try:
+            record = predict_task(backend.get(), query_id, get_batch, seed, folder, task_digest,
+                                  staging[query_id, seed])
+        except BackendUnavailable:
+            raise  # the configuration is wrong for every task: fail the job
+        except Exception as err:  # one bad task never stops the chunk
+            log.error("%s seed %s failed:\n%s", query_id, seed, traceback.format_exc())
+            failures.append({"query_id": query_id, "source": "", "stage": "inference",
+                             "field": f"seed {seed}", "reason": f"{type(err).__name__}: {err}"})
+            del rows[query_id, seed]
+            continue
+        rows[query_id, seed] = sample_rows(record, folder)
+    samples = [row for task_rows in rows.values() for row in task_rows]
+    write_parquet(out_samples, rank_samples(pd.DataFrame(samples, columns=SAMPLE_COLUMNS)))
     write_parquet(out_failures, pd.DataFrame(failures, columns=FAILURE_COLUMNS))
 
 
-def predict_task(backend: Backend, query_id: str, chains: tuple[Chain, ...], msa_paths: dict[str, str],
-                 seed: int, folder: Path, digest: str,
-                 paired_paths: dict[str, str] | None = None) -> dict[str, Any]:
-    """Featurise, run and write one task; its folder appears only when everything is written."""
-    staging = tasks.staging_dir(folder)
+def featurise_workers(settings: InferenceSettings, backend: _LazyBackend) -> int:
+    """Worker processes featurising ahead: as configured, else one where the model runs on a GPU."""
+    if settings.featurise_workers is not None:
+        return settings.featurise_workers
+    device = backend.get().device
+    return 1 if ("gpu" in device or "cuda" in device) else 0
+
+
+def predict_task(backend: Backend, query_id: str, get_batch: Callable[[], dict[str, Any]],
+                 seed: int, folder: Path, digest: str, staging: Path) -> dict[str, Any]:
+    """Run and write one task; its folder appears only when everything is written.
+
+    `get_batch` returns the task's features (made in `staging`, the hidden folder beside
+    `folder` that becomes it); `featurise_s` is how long the job waited for them.
+    """
     try:
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        seed_everything(seed)  # reference conformers are drawn at random
-        batch = featurise(query_set(query_id, chains, msa_paths, paired_paths), query_id, seed, staging)
+        batch = get_batch()
         timings["featurise_s"] = time.perf_counter() - started
         seed_everything(seed)
         started = time.perf_counter()

@@ -21,6 +21,7 @@ class InferenceSettings:
     recycles: int | None = None
     model_chunk_size: int | None = None
     precision: str = "float32"
+    featurise_workers: int | None = None
     threads: int = 2
     device: str = "cpu"
 
@@ -36,7 +37,7 @@ class InferenceSettings:
     def digest(self) -> str:
         """What a task's files depend on (not seeds, threads, device or chunking); kept with each task."""
         fields = asdict(self)
-        for name in ("seeds", "threads", "device", "model_chunk_size"):
+        for name in ("seeds", "threads", "device", "model_chunk_size", "featurise_workers"):
             fields.pop(name)
         if not self.demo:
             stat = Path(self.weights).stat()
