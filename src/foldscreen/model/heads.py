@@ -187,15 +187,14 @@ class PerAtomHead(nn.Module):
 class AuxiliaryHeadsAllAtom(nn.Module):
     """The distogram head and the confidence heads (AF3 Algorithm 1, lines 16-17; Algorithm 31).
 
-    The samples go through the confidence PairFormer one at a time when there are more than
-    `per_sample_token_cutoff` tokens (as OpenFold3 does at inference), else all at once.
+    The samples go through the confidence PairFormer one at a time (OpenFold3 does so above
+    `per_sample_token_cutoff` tokens): the same logits, with the memory of one sample.
     """
 
     def __init__(self, heads: Mapping[str, Any]) -> None:
         """`heads` is OpenFold3's `config.architecture.heads`."""
         super().__init__()
         self.max_atoms_per_token = heads["max_atoms_per_token"]
-        self.per_sample_token_cutoff = heads["per_sample_token_cutoff"]
         self.pairformer_embedding = PairformerEmbedding.from_config(heads["pairformer_embedding"])
         self.pde = PairHead(heads["pde"]["c_z"], heads["pde"]["c_out"], symmetric=True)
         self.plddt = PerAtomHead(heads["lddt"]["c_s"], heads["lddt"]["c_out"],
@@ -234,10 +233,7 @@ class AuxiliaryHeadsAllAtom(nn.Module):
         index = representative_atom_index(batch)
         x = mx.take_along_axis(atom_positions, index[..., None], axis=-2)  # [*, S, N_token, 3]
         slots = AtomSlots(token_mask, batch["num_atoms_per_token"], self.max_atoms_per_token)
-        n_samples, n_token = x.shape[-3], x.shape[-2]
-        per_sample = (self.per_sample_token_cutoff is not None and n_samples > 1
-                      and n_token > self.per_sample_token_cutoff)
-        groups = [x[..., i:i + 1, :, :] for i in range(n_samples)] if per_sample else [x]
+        groups = [x[..., i:i + 1, :, :] for i in range(x.shape[-3])]
         parts = [self._confidence(s_input, s, z, group, token_mask, slots, chunk_size)
                  for group in groups]
         outputs = {key: mx.concatenate([part[key] for part in parts],
