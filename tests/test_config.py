@@ -79,7 +79,8 @@ def test_conda_environment_lists_the_pyproject_packages():
 @pytest.mark.parametrize("example", sorted((REPO / "config" / "examples").glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_example_configs_are_valid_and_their_queries_all_read(example):
-    from foldscreen.queries import Query, read_queries
+    from foldscreen.contracts import Query
+    from foldscreen.queries.readers import read_queries
 
     config = yaml.safe_load(example.read_text())
     validate(config, SCHEMA)

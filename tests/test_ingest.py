@@ -6,8 +6,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from foldscreen.queries import Failure, Limits, Query, ingest, read_queries, validate
+from foldscreen.contracts import Failure, Query
 from foldscreen.queries.ids import sanitise_id
+from foldscreen.queries.ingest import ingest
+from foldscreen.queries.readers import read_queries
+from foldscreen.queries.validate import Limits, validate
 
 LIMITS = Limits(max_tokens=500, max_chain_length=200)
 

@@ -17,9 +17,9 @@ import yaml
 from colabfold_server import serve
 from conftest import run_snakemake, screen_config, snakemake_cmd
 
+from foldscreen.contracts import Chain
 from foldscreen.msa import MsaSettings, build_msas
 from foldscreen.msa.formats import parse_a3m
-from foldscreen.queries import Chain
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 FAST = {"poll_seconds": 0.05, "timeout_seconds": 10, "retries": 1}

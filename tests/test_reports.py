@@ -16,9 +16,10 @@ import pytest
 from conftest import run_snakemake
 
 from foldscreen.cli import main as cli
+from foldscreen.contracts import TABLES
+from foldscreen.contracts.schema import schema_errors, table_schema
 from foldscreen.reports import aggregate, chunk_parts, tables_chunk
-from foldscreen.reports.aggregate import TABLES, link_ranked
-from foldscreen.reports.schema import schema_errors, table_schema
+from foldscreen.reports.aggregate import link_ranked
 
 pytestmark = pytest.mark.slow
 

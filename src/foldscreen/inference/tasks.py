@@ -36,12 +36,13 @@ def task_dir(predictions: Path, query_id: str, seed: int) -> Path:
 
 
 def completed_record(folder: Path, digest: str) -> dict[str, Any] | None:
-    """The task record of a finished task made with this task digest, else None."""
+    """The task record of a finished task made with this task digest, else None (a task from
+    before token layouts were recorded is not finished)."""
     path = folder / TASK_RECORD
     if not path.is_file():
         return None
     record = read_json(path)
-    return record if record.get("task_digest") == digest else None
+    return record if record.get("task_digest") == digest and "tokens" in record else None
 
 
 def remove_stale(final: Path) -> None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from .ids import sanitise_id
-from .records import MOLECULE_TYPES, POLYMER_TYPES, Chain, Failure, Query, chain_letters
+from ..contracts import MOLECULE_TYPES, POLYMER_TYPES, Chain, Failure, Query
+from .ids import chain_letters, sanitise_id
 
 Item = Query | Failure
 
@@ -27,6 +27,22 @@ class ReadError(ValueError):
         super().__init__(reason)
         self.field = field
         self.reason = reason
+
+
+def read_queries(sources: Iterable[Path]) -> list[Item]:
+    """Read every source in order; a repeated query id becomes a failure (the first one wins)."""
+    seen: dict[str, str] = {}
+    items: list[Item] = []
+    for path in sources:
+        for item in read_source(Path(path)):
+            if isinstance(item, Query):
+                if item.query_id in seen:
+                    item = Failure(item.original_id, item.source, "ingest", "id",
+                                   f"duplicate id {item.query_id!r} (first defined at {seen[item.query_id]})")
+                else:
+                    seen[item.query_id] = item.source
+            items.append(item)
+    return items
 
 
 def read_source(path: Path) -> Iterator[Item]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rdkit import Chem, RDLogger
 
-from .records import Chain, Failure, Query
+from ..contracts import Chain, Failure, Query
 
 RDLogger.DisableLog("rdApp.*")
 
