@@ -11,11 +11,10 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..io import read_json
+from ..io import fresh_dir, read_json
 
 TASK_RECORD = "task.json"
 
@@ -55,7 +54,7 @@ def staging_dir(final: Path) -> Path:
     """A fresh hidden folder beside `final` to write the task into; stale ones are removed."""
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(final)
-    return Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    return fresh_dir(final.parent, f".{final.name}.")
 
 
 def commit(staging: Path, final: Path) -> None:

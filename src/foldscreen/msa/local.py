@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..io import fresh_dir
 from .formats import alignment_to_a3m, format_a3m, merge_a3m, stockholm_to_a3m
 from .pairing import TAXID
 from .results import NoAlignment
@@ -142,7 +143,7 @@ def mmseqs_database(binary: str, db: Path, workdir: Path) -> Path:
         if not (final / "db.dbtype").is_file():
             for stale in final.parent.glob(f".{key}.*.tmp"):
                 shutil.rmtree(stale)
-            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}.", suffix=".tmp"))
+            tmp = fresh_dir(final.parent, f".{key}.")
             try:
                 run_tool([binary, "createdb", str(db.resolve()), "db", "-v", "1"], tmp)
                 os.rename(tmp, final)

@@ -262,7 +262,8 @@ def _make_query(
 
 
 def _finish(raw_id: str, source: str, chains: list[Chain], notes: list[str]) -> Item:
-    """Sanitise the id, normalise sequences and reject what cannot be a query at all."""
+    """Sanitise the id, normalise sequences and reject what cannot be a query at all; every
+    change to the user's input is noted."""
     query_id, note = sanitise_id(raw_id)
     if not query_id:
         return Failure(raw_id, source, "ingest", "id", "the query has no usable id")
@@ -277,6 +278,19 @@ def _finish(raw_id: str, source: str, chains: list[Chain], notes: list[str]) -> 
                            f"unknown molecule type {chain.molecule_type!r} "
                            f"(use one of {', '.join(MOLECULE_TYPES)})")
         if chain.molecule_type in POLYMER_TYPES and chain.sequence is not None:
-            chain = replace(chain, sequence="".join(chain.sequence.split()).upper())
+            chain, changes = _normalised_sequence(chain)
+            notes += changes
         normalised.append(chain)
     return Query(query_id, tuple(normalised), source, raw_id, tuple(notes))
+
+
+def _normalised_sequence(chain: Chain) -> tuple[Chain, list[str]]:
+    """The chain with its sequence upper-cased and without whitespace, and a note per change."""
+    given = chain.sequence or ""
+    compact = "".join(given.split())
+    label = f"chain {','.join(chain.chain_ids)}"
+    notes = [f"{label}: whitespace removed from the sequence"] if compact != given else []
+    lower = sum(letter.islower() for letter in compact)
+    if lower:
+        notes.append(f"{label}: {lower} lower-case residue letters upper-cased")
+    return replace(chain, sequence=compact.upper()), notes
