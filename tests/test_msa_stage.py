@@ -149,8 +149,8 @@ def server_screen(folder: Path, url: str) -> Path:
 
 @pytest.mark.slow
 def test_workflow_with_the_server_predicts_with_its_alignments(tmp_path):
+    from foldscreen.contracts import load_queries
     from foldscreen.inference.featurise import featurise, query_set
-    from foldscreen.queries.ingest import load_queries
 
     with serve(prefix="/api") as server:
         server.script("ERROR", sequences=[REFUSED])

@@ -6,8 +6,8 @@
     foldscreen aggregate --out results/my_screen
     foldscreen report --out results/my_screen
 
-Every stage works from a screen config, the workflow's own (`--config`, the file Snakemake
-takes; else the screen folder's `config.yaml`, which every stage writes), with the options given
+Every stage works from a screen config: the screen folder's `config.yaml` (which every stage
+writes), with the keys of `--config` (a config such as Snakemake takes) and the options given
 on the command line set into it; it is validated against workflow/schemas/config.schema.yaml,
 which fills in every default, exactly as the workflow validates its config. The stages then
 call the functions the workflow's rules call, on one chunk named `all` (`aggregate` also runs
@@ -90,8 +90,8 @@ def _key(stage: argparse.ArgumentParser, flag: str, key: str, **options: Any) ->
 
 
 def screen_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
-    """The stage's config (see the module's docstring), validated, and the screen's folder; the
-    config is kept as the folder's config.yaml."""
+    """The stage's config, validated, and the screen's folder: the folder's config.yaml, then
+    `--config` over it, then the options; kept as the folder's config.yaml."""
     import yaml
     from snakemake.exceptions import WorkflowError
 
@@ -100,10 +100,15 @@ def screen_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
 
     if args.config and not args.config.is_file():
         sys.exit(f"foldscreen: config file {args.config} does not exist")
-    if not (args.config or args.out):
-        sys.exit("foldscreen: name the screen with --out or --config")
-    source = args.config or args.out / SCREEN_CONFIG
-    config = yaml.safe_load(source.read_text()) if source.is_file() else {}
+    given = (yaml.safe_load(args.config.read_text()) or {}) if args.config else {}
+    if not (args.out or "screen" in given):
+        sys.exit("foldscreen: name the screen's folder with --out, or give its config with --config")
+    folder = args.out or Path(given.get("results", "results")) / given["screen"]
+    kept = folder / SCREEN_CONFIG
+    if not (kept.is_file() or args.config or getattr(args, "sources", None)):
+        sys.exit(f"foldscreen: {folder} holds no {SCREEN_CONFIG} (foldscreen ingest writes one): "
+                 "give the screen's config with --config")
+    config = _merged(yaml.safe_load(kept.read_text()) if kept.is_file() else {}, given)
     for key, value in vars(args).items():
         if "." in key and value is not None:
             _set(config, key.split("."), value)
@@ -115,9 +120,17 @@ def screen_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         validate_config(config)
     except WorkflowError as err:  # its message names the key
         sys.exit(f"foldscreen: the screen config is not valid: {err}")
-    out = Path(config["results"]) / config["screen"]
-    atomic_write_text(out / SCREEN_CONFIG, yaml.safe_dump(config, sort_keys=False))
-    return config, out
+    atomic_write_text(kept, yaml.safe_dump(config, sort_keys=False))
+    return config, folder
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over`'s keys set into `base`, section by section."""
+    merged = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merged(merged[key], value) if both else value
+    return merged
 
 
 def _set(config: dict[str, Any], path: list[str], value: Any) -> None:
@@ -179,7 +192,7 @@ def _tables(out: Path, stage: str, failures: bool = False) -> list[Path]:
 def _report(args: argparse.Namespace) -> None:
     from .reports.html import write_report
 
-    _, out = screen_config(args)
+    out = args.out or screen_config(args)[1]  # the report reads only the tables
     write_report(out, out / "report.html")
     print(out / "report.html")
 
