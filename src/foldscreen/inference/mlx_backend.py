@@ -30,8 +30,14 @@ class MlxBackend(Backend):
         else:
             raise BackendUnavailable(
                 f"weights file {settings.weights} does not exist (inference.weights in the config)")
-        self.model = OpenFold3(config.architecture)
+        import mlx.core as mx
+
+        # A compiled denoising step pays on a GPU; on the CPU its compilation costs more than
+        # it saves (benchmarks/RESULTS.md).
+        self.model = OpenFold3(config.architecture, compiled=mx.default_device() == mx.gpu)
         load_state(self.model, state)
+        if settings.precision != "float32":
+            self.model.set_precision(getattr(mx, settings.precision))
 
     @property
     def device(self) -> str:

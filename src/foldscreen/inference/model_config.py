@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from .settings import InferenceSettings
@@ -15,14 +16,22 @@ DEMO_RECYCLES = 1
 
 
 def model_config(settings: InferenceSettings) -> Any:
-    """OpenFold3's inference config (presets `predict` and `mps`) for these settings."""
+    """OpenFold3's inference config for these settings.
+
+    The torch backend on CUDA gets OpenFold3's own fastest GPU preset, `predict` (Triton
+    triangle kernels where Triton is installed, chunk sizes tuned by trial); everything else
+    `predict` and `mps` without Triton or chunk tuning (which costs minutes on a CPU).
+    """
     from openfold3.projects.of3_all_atom.project_entry import OF3ProjectEntry
 
-    config = OF3ProjectEntry().get_model_config_with_presets(["predict", "mps"])
+    cuda = settings.backend == "torch" and settings.device.startswith("cuda")
+    config = OF3ProjectEntry().get_model_config_with_presets(["predict"] if cuda else ["predict", "mps"])
     memory = config.settings.memory.eval
-    memory.use_triton_triangle_kernels = False  # no Triton on CPU or Apple Silicon
-    memory.chunk_size = None  # chunk-size tuning by trial costs minutes on a CPU
-    memory.tune_chunk_size = False
+    if not (cuda and importlib.util.find_spec("triton") is not None):
+        memory.use_triton_triangle_kernels = False
+    if not cuda:
+        memory.chunk_size = None
+        memory.tune_chunk_size = False
     if settings.demo:
         _shrink(config.architecture)
     shared = config.architecture.shared

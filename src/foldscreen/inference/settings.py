@@ -20,6 +20,7 @@ class InferenceSettings:
     diffusion_steps: int | None = None
     recycles: int | None = None
     model_chunk_size: int | None = None
+    precision: str = "float32"
     threads: int = 2
     device: str = "cpu"
 

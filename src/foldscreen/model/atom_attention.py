@@ -91,7 +91,8 @@ class ConditionedTransitionBlock(nn.Module):
 class CrossAttentionPairBias(nn.Module):
     """Sequence-local attention with pair bias and adaptive layer norm (AF3 Algorithm 24).
 
-    `z` is the pair representation already cut into windows, [*, N_blocks, n_query, n_key, C_z].
+    `z` is the pair representation already cut into windows, [*, N_blocks, n_query, n_key, C_z];
+    `bias(z, mask)` turns it into the attention bias, made once for all calls that share it.
     """
 
     def __init__(self, c_a: int, c_s: int, c_z: int, c_hidden: int, no_heads: int,
@@ -104,13 +105,17 @@ class CrossAttentionPairBias(nn.Module):
         self.linear_z = Linear(c_z, no_heads, bias=False)
         self.mha = Attention(c_a, c_a, c_a, c_hidden, no_heads, gating=True, q_bias=True)
 
-    def __call__(self, a: mx.array, s: mx.array, z: mx.array, mask: mx.array) -> mx.array:
+    def bias(self, z: mx.array, mask: mx.array) -> mx.array:
+        """The attention bias [*, N_blocks, H, n_query, n_key]: pair bias plus key mask."""
         windows = AtomWindows(mask, self.n_query, self.n_key)
         mask_bias = (self.inf * (windows.pair_mask - 1))[..., None, :, :]
-        pair_bias = mx.moveaxis(self.linear_z(z), -1, -3)  # [*, N_blocks, H, n_query, n_key]
+        return mask_bias + mx.moveaxis(self.linear_z(z), -1, -3)
+
+    def __call__(self, a: mx.array, s: mx.array, bias: mx.array, mask: mx.array) -> mx.array:
+        windows = AtomWindows(mask, self.n_query, self.n_key)
         a_q = self.layer_norm_a_q(windows.queries(a), windows.queries(s))
         a_k = self.layer_norm_a_k(windows.keys(a), windows.keys(s))
-        a = windows.unblock(self.mha(a_q, a_k, [mask_bias, pair_bias]))
+        a = windows.unblock(self.mha(a_q, a_k, [bias]))
         return mx.sigmoid(self.linear_ada_out(s)) * a
 
 
@@ -118,6 +123,7 @@ class DiffusionAttentionPairBias(nn.Module):
     """Attention over all tokens with pair bias and adaptive layer norm (AF3 Algorithm 24).
 
     `z` is the pair representation [*, N, N, C_z]; masked tokens are masked out as keys.
+    `bias(z, mask)` turns it into the attention bias, made once for all calls that share it.
     """
 
     def __init__(self, c_a: int, c_s: int, c_z: int, c_hidden: int, no_heads: int,
@@ -129,11 +135,14 @@ class DiffusionAttentionPairBias(nn.Module):
         self.linear_z = Linear(c_z, no_heads, bias=False)
         self.mha = Attention(c_a, c_a, c_a, c_hidden, no_heads, gating=True, q_bias=True)
 
-    def __call__(self, a: mx.array, s: mx.array, z: mx.array, mask: mx.array) -> mx.array:
-        a = self.layer_norm_a(a, s)
+    def bias(self, z: mx.array, mask: mx.array) -> mx.array:
+        """The attention bias [*, H, N, N]: pair bias plus key mask."""
         mask_bias = (self.inf * (mask - 1))[..., None, None, :]
-        pair_bias = mx.moveaxis(self.linear_z(z), -1, -3)  # [*, H, N, N]
-        return mx.sigmoid(self.linear_ada_out(s)) * self.mha(a, a, [mask_bias, pair_bias])
+        return mask_bias + mx.moveaxis(self.linear_z(z), -1, -3)
+
+    def __call__(self, a: mx.array, s: mx.array, bias: mx.array, mask: mx.array) -> mx.array:
+        a = self.layer_norm_a(a, s)
+        return mx.sigmoid(self.linear_ada_out(s)) * self.mha(a, a, [bias])
 
 
 class DiffusionTransformerBlock(nn.Module):
@@ -154,8 +163,8 @@ class DiffusionTransformerBlock(nn.Module):
                 c_a, c_s, c_z, c_hidden, no_heads, n_query, n_key, inf)
         self.conditioned_transition = ConditionedTransitionBlock(c_a, c_s, n_transition)
 
-    def __call__(self, a: mx.array, s: mx.array, z: mx.array, mask: mx.array) -> mx.array:
-        a = a + self.attention_pair_bias(a, s, z, mask)
+    def __call__(self, a: mx.array, s: mx.array, bias: mx.array, mask: mx.array) -> mx.array:
+        a = a + self.attention_pair_bias(a, s, bias, mask)
         return a + self.conditioned_transition(a, s, mask)
 
 
@@ -164,7 +173,9 @@ class DiffusionTransformer(nn.Module):
 
     Over sequence-local atom windows (`z` cut into windows, [*, N_blocks, n_query, n_key, C_z])
     or, with `n_query=None`, over all tokens (`z` [*, N, N, C_z]). `z` is normalised once for
-    all blocks, as OpenFold3 does.
+    all blocks, as OpenFold3 does. `biases(z, mask)` are the blocks' attention biases: what
+    depends on `z` alone, made once where `z` is fixed across many calls (the diffusion steps),
+    then `run(a, s, biases, mask)`.
     """
 
     def __init__(self, c_a: int, c_s: int, c_z: int, c_hidden: int, no_heads: int,
@@ -178,11 +189,18 @@ class DiffusionTransformer(nn.Module):
             for _ in range(no_blocks)
         ]
 
-    def __call__(self, a: mx.array, s: mx.array, z: mx.array, mask: mx.array) -> mx.array:
+    def biases(self, z: mx.array, mask: mx.array) -> list[mx.array]:
+        """Each block's attention bias (pair bias and key mask)."""
         z = self.layer_norm_z(z)
-        for block in self.blocks:
-            a = block(a, s, z, mask)
+        return [block.attention_pair_bias.bias(z, mask) for block in self.blocks]
+
+    def run(self, a: mx.array, s: mx.array, biases: list[mx.array], mask: mx.array) -> mx.array:
+        for block, bias in zip(self.blocks, biases, strict=True):
+            a = block(a, s, bias, mask)
         return a
+
+    def __call__(self, a: mx.array, s: mx.array, z: mx.array, mask: mx.array) -> mx.array:
+        return self.run(a, s, self.biases(z, mask), mask)
 
 
 class RefAtomFeatureEmbedder(nn.Module):
@@ -235,13 +253,14 @@ class NoisyPositionEmbedder(nn.Module):
         return self.linear_z(self.layer_norm_z(z))
 
     def __call__(self, batch: Batch, windows: AtomWindows, c: mx.array, p: mx.array,
-                 r: mx.array, s_trunk: mx.array, z_trunk: mx.array,
-                 chunk_size: int | None = None) -> tuple[mx.array, mx.array, mx.array]:
-        """c_l, p_lm conditioned on s_i [*, N_token, c_s], z_ij [*, N_token, N_token, c_z]; q_l.
+                 s_trunk: mx.array, z_trunk: mx.array,
+                 chunk_size: int | None = None) -> tuple[mx.array, mx.array]:
+        """c_l, p_lm conditioned on s_i [*, N_token, c_s] and z_ij [*, N_token, N_token, c_z].
 
         s_i reaches each atom through `atom_to_token_index` (OpenFold3 repeats each token
         `num_atoms_per_token` times: the same wherever masked tokens and atoms are trailing
-        padding). `chunk_size` bounds the rows of z_ij normalised at once.
+        padding). `chunk_size` bounds the rows of z_ij normalised at once. The noisy positions
+        enter q_l through `linear_r`, apart from this (they change at every step; this does not).
         """
         atom_mask, token_of_atom = batch["atom_mask"], batch["atom_to_token_index"]
         s = self.linear_s(self.layer_norm_s(s_trunk)) * batch["token_mask"][..., None]
@@ -255,7 +274,7 @@ class NoisyPositionEmbedder(nn.Module):
         pair = pair.reshape(*pair.shape[:-3], -1, 1)
         z = mx.take_along_axis(z.reshape(*z.shape[:-3], -1, z.shape[-1]), pair, axis=-2)
         p = p + z.reshape(p.shape[:-1] + z.shape[-1:]) * windows.pair_mask[..., None]
-        return c, p, c + self.linear_r(r)
+        return c, p
 
 
 class AtomAttentionEncoder(nn.Module):
@@ -284,18 +303,17 @@ class AtomAttentionEncoder(nn.Module):
             n_query, n_key, inf)
         self.linear_q = [Linear(c_atom, c_token, bias=False), nn.ReLU()]
 
-    def atom_representations(self, batch: Batch, r: mx.array | None = None,
-                             s_trunk: mx.array | None = None, z_trunk: mx.array | None = None,
-                             chunk_size: int | None = None
-                             ) -> tuple[mx.array, mx.array, mx.array]:
-        """q_l, c_l [*, N_atom, c_atom] and p_lm [*, N_blocks, n_query, n_key, c_atom_pair]."""
+    def conditioning(self, batch: Batch, s_trunk: mx.array | None = None,
+                     z_trunk: mx.array | None = None,
+                     chunk_size: int | None = None) -> tuple[mx.array, mx.array]:
+        """c_l [*, N_atom, c_atom] and p_lm [*, N_blocks, n_query, n_key, c_atom_pair].
+
+        Everything of the encoder that the noisy positions do not change: made once per rollout.
+        """
         windows = AtomWindows(batch["atom_mask"], self.n_query, self.n_key)
         c, p = self.ref_atom_feature_embedder(batch, windows)
-        if r is None:
-            q = c
-        else:
-            c, p, q = self.noisy_position_embedder(batch, windows, c, p, r, s_trunk, z_trunk,
-                                                   chunk_size)
+        if s_trunk is not None:
+            c, p = self.noisy_position_embedder(batch, windows, c, p, s_trunk, z_trunk, chunk_size)
         c_l, c_m = self.linear_l(nn.relu(c)), self.linear_m(nn.relu(c))
         pair_mask = windows.pair_mask[..., None]
         p = p + (windows.queries(c_l)[..., :, None, :] + windows.keys(c_m)[..., None, :, :]) \
@@ -303,7 +321,19 @@ class AtomAttentionEncoder(nn.Module):
         update = p
         for layer in self.pair_mlp:
             update = layer(update)
-        return q, c, (p + update) * pair_mask
+        return c, (p + update) * pair_mask
+
+    def encode(self, batch: Batch, q: mx.array, c: mx.array,
+               biases: list[mx.array]) -> tuple[mx.array, mx.array]:
+        """a_i [*, N_token, c_token] and the transformed q_l, given the atom transformer's biases."""
+        atom_mask = batch["atom_mask"]
+        q = self.atom_transformer.run(q, c, biases, atom_mask) * atom_mask[..., None]
+        a = q
+        for layer in self.linear_q:
+            a = layer(a)
+        a = aggregate_to_tokens(a, batch["atom_to_token_index"], atom_mask,
+                                batch["token_mask"].shape[-1])
+        return a, q
 
     def __call__(self, batch: Batch, r: mx.array | None = None, s_trunk: mx.array | None = None,
                  z_trunk: mx.array | None = None, chunk_size: int | None = None
@@ -313,12 +343,7 @@ class AtomAttentionEncoder(nn.Module):
         r: [*, N_atom, 3] noisy positions, s_trunk: [*, N_token, c_s], z_trunk:
         [*, N_token, N_token, c_z], given together or not at all.
         """
-        atom_mask = batch["atom_mask"]
-        q, c, p = self.atom_representations(batch, r, s_trunk, z_trunk, chunk_size)
-        q = self.atom_transformer(q, c, p, atom_mask) * atom_mask[..., None]
-        a = q
-        for layer in self.linear_q:
-            a = layer(a)
-        a = aggregate_to_tokens(a, batch["atom_to_token_index"], atom_mask,
-                                batch["token_mask"].shape[-1])
+        c, p = self.conditioning(batch, s_trunk, z_trunk, chunk_size)
+        q = c if r is None else c + self.noisy_position_embedder.linear_r(r)
+        a, q = self.encode(batch, q, c, self.atom_transformer.biases(p, batch["atom_mask"]))
         return a, q, c, p

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import mlx.core as mx
@@ -103,18 +103,21 @@ class DiffusionConditioning(nn.Module):
         columns = [positions[..., None, :, :], mask[..., None, :]]
         return chunked(self._pair_rows, rows, chunk_size, axis=-3, broadcast=columns)
 
-    def single(self, batch: Batch, t: mx.array, s_input: mx.array, s_trunk: mx.array) -> mx.array:
-        """s_i [*, N_token, c_s] at noise level t [*]."""
-        s = self.linear_s(self.layer_norm_s(mx.concatenate([s_trunk, s_input], axis=-1)))
+    def single_base(self, s_input: mx.array, s_trunk: mx.array) -> mx.array:
+        """The part of s_i [*, N_token, c_s] that the noise level does not change."""
+        return self.linear_s(self.layer_norm_s(mx.concatenate([s_trunk, s_input], axis=-1)))
+
+    def single(self, s: mx.array, t: mx.array, token_mask: mx.array) -> mx.array:
+        """s_i [*, N_token, c_s] at noise level t [*], from `single_base`."""
         n = self.fourier_emb((0.25 * mx.log(t / self.sigma_data))[..., None])
         s = s + self.linear_n(self.layer_norm_n(n))[..., None, :]
         for transition in self.transition_s:
-            s = s + transition(s, batch["token_mask"])
+            s = s + transition(s, token_mask)
         return s
 
     def __call__(self, batch: Batch, t: mx.array, s_input: mx.array, s_trunk: mx.array,
                  z_trunk: mx.array, chunk_size: int | None = None) -> tuple[mx.array, mx.array]:
-        return (self.single(batch, t, s_input, s_trunk),
+        return (self.single(self.single_base(s_input, s_trunk), t, batch["token_mask"]),
                 self.pair(batch, z_trunk, chunk_size))
 
 
@@ -132,6 +135,16 @@ class AtomAttentionDecoder(nn.Module):
         self.layer_norm = LayerNorm(c_atom, create_offset=False)
         self.linear_q_out = Linear(c_atom, 3, bias=False)
 
+    def decode(self, batch: Batch, a: mx.array, q: mx.array, c: mx.array,
+               biases: list[mx.array]) -> mx.array:
+        """As the call, given the atom transformer's biases (from p_lm) instead of p_lm."""
+        atom_mask = batch["atom_mask"]
+        a = self.linear_q_in(a) * batch["token_mask"][..., None]
+        q = q + mx.take_along_axis(a, batch["atom_to_token_index"][..., None], axis=-2) \
+            * atom_mask[..., None]
+        q = self.atom_transformer.run(q, c, biases, atom_mask)
+        return self.linear_q_out(self.layer_norm(q))
+
     def __call__(self, batch: Batch, a: mx.array, q: mx.array, c: mx.array,
                  p: mx.array) -> mx.array:
         """r_l updates [*, N_atom, 3] from a_i [*, N_token, c_token] and the encoder's q_l, c_l, p_lm.
@@ -140,12 +153,7 @@ class AtomAttentionDecoder(nn.Module):
         atoms get none (OpenFold3 broadcasts by `num_atoms_per_token`: the same wherever masked
         tokens and atoms are trailing padding).
         """
-        atom_mask = batch["atom_mask"]
-        a = self.linear_q_in(a) * batch["token_mask"][..., None]
-        q = q + mx.take_along_axis(a, batch["atom_to_token_index"][..., None], axis=-2) \
-            * atom_mask[..., None]
-        q = self.atom_transformer(q, c, p, atom_mask)
-        return self.linear_q_out(self.layer_norm(q))
+        return self.decode(batch, a, q, c, self.atom_transformer.biases(p, batch["atom_mask"]))
 
 
 class DiffusionModule(nn.Module):
@@ -164,6 +172,14 @@ class DiffusionModule(nn.Module):
         self.diffusion_transformer = DiffusionTransformer(**diffusion_transformer)
         self.layer_norm_a = LayerNorm(c_token, create_offset=False)
         self.atom_attn_dec = AtomAttentionDecoder(**atom_attn_dec)
+        self._compiled: Callable[..., mx.array] | None = None
+        self.precision = mx.float32
+
+    def cast_transformer(self, precision: mx.Dtype) -> None:
+        """Run the token transformer in `precision` (its weights are cast now)."""
+        self.precision = precision
+        self.diffusion_transformer.set_dtype(precision)
+        self._compiled = None
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> DiffusionModule:
@@ -178,6 +194,28 @@ class DiffusionModule(nn.Module):
                    pick("diffusion_transformer", TRANSFORMER_KEYS),
                    pick("atom_attn_dec", DECODER_KEYS))
 
+    def conditioning(self, batch: Batch, s_input: mx.array, s_trunk: mx.array, z_trunk: mx.array,
+                     chunk_size: int | None = None) -> dict[str, Any]:
+        """Everything denoising needs that no step changes, made once per rollout.
+
+        The single conditioning apart from the noise-level embedding, the atom conditioning c_l,
+        and every attention bias of the three transformers (pair-bias projections and masks),
+        with the masks and the atom-to-token map of the batch. A tree of arrays: it can be
+        evaluated once and passed to a compiled `denoise`.
+        """
+        atom_mask, token_mask = batch["atom_mask"], batch["token_mask"]
+        z = self.diffusion_conditioning.pair(batch, z_trunk, chunk_size)
+        c, p = self.atom_attn_enc.conditioning(batch, s_trunk, z, chunk_size)
+        return {
+            "atom_mask": atom_mask, "token_mask": token_mask,
+            "atom_to_token_index": batch["atom_to_token_index"],
+            "s": self.diffusion_conditioning.single_base(s_input, s_trunk), "c": c,
+            "encoder": self.atom_attn_enc.atom_transformer.biases(p, atom_mask),
+            "tokens": [bias.astype(self.precision)
+                       for bias in self.diffusion_transformer.biases(z, token_mask)],
+            "decoder": self.atom_attn_dec.atom_transformer.biases(p, atom_mask),
+        }
+
     def __call__(self, batch: Batch, x_noisy: mx.array, t: mx.array, s_input: mx.array,
                  s_trunk: mx.array, z_trunk: mx.array,
                  chunk_size: int | None = None) -> mx.array:
@@ -188,21 +226,33 @@ class DiffusionModule(nn.Module):
         the trunk's outputs have a sample axis of size 1 where x_noisy has S samples.
         `chunk_size` bounds the rows of the pair representations made at once.
         """
-        z = self.diffusion_conditioning.pair(batch, z_trunk, chunk_size)
-        return self.denoise(batch, x_noisy, t, s_input, s_trunk, z, chunk_size)
+        return self.denoise(self.conditioning(batch, s_input, s_trunk, z_trunk, chunk_size),
+                            x_noisy, t)
 
-    def denoise(self, batch: Batch, x_noisy: mx.array, t: mx.array, s_input: mx.array,
-                s_trunk: mx.array, z: mx.array, chunk_size: int | None = None) -> mx.array:
-        """As the call, given the conditioned pair z = `diffusion_conditioning.pair(batch, z_trunk)`."""
-        atom_mask = batch["atom_mask"][..., None]
-        s = self.diffusion_conditioning.single(batch, t, s_input, s_trunk)
+    def compiled_denoise(self) -> Callable[..., mx.array]:
+        """`denoise` as one compiled graph, kept for the module's life (a trace per input shape).
+
+        The parameters are inputs of the graph, not constants: loading weights needs no new trace.
+        """
+        if self._compiled is None:
+            self._compiled = mx.compile(self.denoise, inputs=self.state)
+        return self._compiled
+
+    def denoise(self, cond: dict[str, Any], x_noisy: mx.array, t: mx.array) -> mx.array:
+        """As the call, given the rollout's `conditioning`."""
+        atom_mask = cond["atom_mask"][..., None]
+        s = self.diffusion_conditioning.single(cond["s"], t, cond["token_mask"])
         x_noisy = x_noisy * atom_mask
         t = t[..., None, None]
         r_noisy = x_noisy / mx.sqrt(t**2 + self.sigma_data**2)
-        a, q, c, p = self.atom_attn_enc(batch, r_noisy, s_trunk, z, chunk_size)
+        c = cond["c"]
+        q = c + self.atom_attn_enc.noisy_position_embedder.linear_r(r_noisy)
+        a, q = self.atom_attn_enc.encode(cond, q, c, cond["encoder"])
         a = a + self.linear_s(self.layer_norm_s(s))
-        a = self.layer_norm_a(self.diffusion_transformer(a, s, z, batch["token_mask"]))
-        r_update = self.atom_attn_dec(batch, a, q, c, p)
+        low = self.precision
+        a = self.diffusion_transformer.run(a.astype(low), s.astype(low), cond["tokens"],
+                                           cond["token_mask"].astype(low)).astype(mx.float32)
+        r_update = self.atom_attn_dec.decode(cond, self.layer_norm_a(a), q, c, cond["decoder"])
         sigma = self.sigma_data
         x_out = (sigma**2 / (sigma**2 + t**2) * x_noisy
                  + sigma * t / mx.sqrt(sigma**2 + t**2) * r_update)

@@ -16,12 +16,21 @@ from .trunk import Trunk
 class OpenFold3(Trunk):
     """The whole network; its parameter names are OpenFold3's checkpoint keys."""
 
-    def __init__(self, architecture: Mapping[str, Any]) -> None:
-        """`architecture` is OpenFold3's `config.architecture` (it sets recycles, steps, samples)."""
+    def __init__(self, architecture: Mapping[str, Any], compiled: bool = False) -> None:
+        """`architecture` is OpenFold3's `config.architecture` (it sets recycles, steps, samples).
+
+        `compiled` runs each denoising step as one compiled MLX graph (worth it on a GPU).
+        """
         super().__init__(architecture)
         self.diffusion_module = DiffusionModule.from_config(architecture["diffusion_module"])
         self.aux_heads = AuxiliaryHeadsAllAtom(architecture["heads"])
         self._architecture = architecture
+        self.compiled = compiled
+
+    def set_precision(self, precision: mx.Dtype) -> None:
+        """The MSA module, PairFormer and diffusion transformer in `precision` (after loading)."""
+        self.cast_trunk(precision)
+        self.diffusion_module.cast_transformer(precision)
 
     def __call__(self, batch: Mapping[str, mx.array], seed: int, chunk_size: int | None = None,
                  draws: Draws | None = None) -> dict[str, mx.array]:
@@ -36,7 +45,8 @@ class OpenFold3(Trunk):
         num_cycles = self._architecture["shared"]["num_recycles"] + 1
         s_input, s, z = self.run_trunk(batch, num_cycles, chunk_size)
         positions = sample_atom_positions(self.diffusion_module, self._architecture, batch,
-                                          s_input, s, z, seed, chunk_size, draws=draws)
+                                          s_input, s, z, seed, chunk_size, draws=draws,
+                                          compiled=self.compiled)
         sampled = {key: mx.expand_dims(value, 1) for key, value in batch.items() if value.ndim > 0}
         s_input, s, z = (mx.expand_dims(x, 1) for x in (s_input, s, z))
         outputs = {"si_trunk": s, "zij_trunk": z, "atom_positions_predicted": positions}

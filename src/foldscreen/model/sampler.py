@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import mlx.core as mx
+import numpy as np
 
 from .atom_attention import Batch
 from .diffusion import DiffusionModule
@@ -108,34 +109,39 @@ class SampleDiffusion:
     def __call__(self, diffusion_module: DiffusionModule, batch: Batch, s_input: mx.array,
                  s_trunk: mx.array, z_trunk: mx.array, schedule: mx.array, no_samples: int,
                  draws: Draws, chunk_size: int | None = None,
-                 sample_chunk_size: int | None = None) -> mx.array:
+                 sample_chunk_size: int | None = None, compiled: bool = False) -> mx.array:
         """Sampled positions [*, S, N_atom, 3] for S = `no_samples`, denoised together.
 
         The batch and the trunk's outputs have a sample axis of size 1 ([*, 1, ...]), as in
         OpenFold3. Each step centres and randomly rotates and translates the positions, adds
         noise, and takes a step towards the denoised positions; the denoising runs in chunks of
-        `sample_chunk_size` samples.
+        `sample_chunk_size` samples. What no step changes is made once, before the first step;
+        `compiled` runs each denoising as one compiled MLX graph (traced at the first step).
         """
         atom_mask = batch["atom_mask"]
         shape = (*atom_mask.shape[:-2], no_samples, atom_mask.shape[-1], 3)
-        z = diffusion_module.diffusion_conditioning.pair(batch, z_trunk, chunk_size)
-        mx.eval(z)  # made once, used by every step
+        cond = diffusion_module.conditioning(batch, s_input, s_trunk, z_trunk, chunk_size)
+        mx.eval(cond)
+        denoise = diffusion_module.compiled_denoise() if compiled else diffusion_module.denoise
 
-        def denoise(x_noisy: mx.array, t: mx.array) -> mx.array:
-            return diffusion_module.denoise(batch, x_noisy, t, s_input, s_trunk, z, chunk_size)
+        def denoise_chunk(x_noisy: mx.array, t: mx.array) -> mx.array:
+            return denoise(cond, x_noisy, t)
 
-        x = schedule[0] * draws.initial(shape)
-        for step in range(schedule.shape[0] - 1):
-            c_previous, c = schedule[step], schedule[step + 1]
+        # The step sizes as float32 scalars computed here: no device round trip within the loop.
+        levels = np.array(schedule)
+        x = float(levels[0]) * draws.initial(shape)
+        for step in range(len(levels) - 1):
+            c_previous, c = levels[step], levels[step + 1]
             draw = draws.step(step, shape)
             x = centre_random_augmentation(x, atom_mask, draw.quaternion, draw.translation)
-            gamma = self.gamma_0 if c.item() > self.gamma_min else 0.0
-            t = c_previous * (gamma + 1)
-            x_noisy = x + self.noise_scale * mx.sqrt(t**2 - c_previous**2) * draw.noise
-            x_denoised = chunked(denoise, [x_noisy], sample_chunk_size, axis=-3, broadcast=[t])
-            delta = (x_noisy - x_denoised) / t
-            x = x_noisy + self.step_scale * (c - t) * delta
-            mx.eval(x)
+            t = c_previous * np.float32(self.gamma_0 + 1 if c > self.gamma_min else 1)
+            noise = np.float32(self.noise_scale) * np.sqrt(t**2 - c_previous**2)
+            x_noisy = x + float(noise) * draw.noise
+            x_denoised = chunked(denoise_chunk, [x_noisy], sample_chunk_size, axis=-3,
+                                 broadcast=[mx.array(t)])
+            x = x_noisy + float(np.float32(self.step_scale) * (c - t)) * ((x_noisy - x_denoised) / float(t))
+            mx.async_eval(x)  # the next step is built while this one runs
+        mx.eval(x)
         return x
 
 
@@ -143,7 +149,7 @@ def sample_atom_positions(diffusion_module: DiffusionModule, architecture: Mappi
                           batch: Batch, s_input: mx.array, s_trunk: mx.array, z_trunk: mx.array,
                           seed: int, chunk_size: int | None = None,
                           sample_chunk_size: int | None = None,
-                          draws: Draws | None = None) -> mx.array:
+                          draws: Draws | None = None, compiled: bool = False) -> mx.array:
     """`atom_positions_predicted` [*, S, N_atom, 3] of one task, as OpenFold3's rollout makes it.
 
     batch: the task's features as MLX arrays, [*, ...] (`to_mlx_batch`); s_input
@@ -151,7 +157,7 @@ def sample_atom_positions(diffusion_module: DiffusionModule, architecture: Mappi
     trunk's outputs. `architecture` is OpenFold3's `config.architecture`: it gives S and the
     number of steps (shared.diffusion.no_full_rollout_samples and no_full_rollout_steps), the
     noise schedule and the sampler's settings. Random numbers come from `KeyedDraws(seed,
-    steps)` unless `draws` are given.
+    steps)` unless `draws` are given; `compiled` compiles the denoising step.
     """
     rollout = architecture["shared"]["diffusion"]
     steps, samples = rollout["no_full_rollout_steps"], rollout["no_full_rollout_samples"]
@@ -161,4 +167,4 @@ def sample_atom_positions(diffusion_module: DiffusionModule, architecture: Mappi
     return sampler(diffusion_module, batch, mx.expand_dims(s_input, 1),
                    mx.expand_dims(s_trunk, 1), mx.expand_dims(z_trunk, 1), schedule, samples,
                    draws if draws is not None else KeyedDraws(seed, steps), chunk_size,
-                   sample_chunk_size)
+                   sample_chunk_size, compiled)

@@ -34,6 +34,13 @@ class Trunk(nn.Module):
         self.layer_norm_s = LayerNorm(c_s)
         self.linear_s = Linear(c_s, c_s, bias=False)
         self.pairformer_stack = PairFormerStack.from_config(architecture["pairformer"])
+        self.precision = mx.float32
+
+    def cast_trunk(self, precision: mx.Dtype) -> None:
+        """Run the MSA module and the PairFormer in `precision` (their weights are cast now)."""
+        self.precision = precision
+        self.msa_module.set_dtype(precision)
+        self.pairformer_stack.set_dtype(precision)
 
     def run_trunk(self, batch: Mapping[str, mx.array], num_cycles: int,
                   chunk_size: int | None = None) -> tuple[mx.array, mx.array, mx.array]:
@@ -41,13 +48,17 @@ class Trunk(nn.Module):
         s_input, s_init, z_init = self.input_embedder(batch, chunk_size)
         token_mask = batch["token_mask"].astype(mx.float32)
         pair_mask = token_mask[..., :, None] * token_mask[..., None, :]
+        low = self.precision  # of the MSA module and the PairFormer; the rest stays float32
+        token_mask_low, pair_mask_low = token_mask.astype(low), pair_mask.astype(low)
         s, z = mx.zeros_like(s_init), mx.zeros_like(z_init)
         for _ in range(num_cycles):
             z = z_init + self.linear_z(self.layer_norm_z(z))
             z = z + self.template_embedder(batch, z, pair_mask, chunk_size)
             m, msa_mask = self.msa_module_embedder(batch, s_input)
-            z = self.msa_module(m, z, msa_mask, pair_mask, chunk_size)
+            z = self.msa_module(m.astype(low), z.astype(low), msa_mask.astype(low), pair_mask_low,
+                                chunk_size)
             s = s_init + self.linear_s(self.layer_norm_s(s))
-            s, z = self.pairformer_stack(s, z, token_mask, pair_mask, chunk_size)
+            s, z = self.pairformer_stack(s.astype(low), z, token_mask_low, pair_mask_low, chunk_size)
+            s, z = s.astype(mx.float32), z.astype(mx.float32)
             mx.eval(s, z)
         return s_input, s, z
