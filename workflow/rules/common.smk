@@ -5,7 +5,6 @@ from foldscreen.config import config_sha256
 from foldscreen.contracts import PARTS as TABLE_PARTS, TABLES as REPORT_TABLES
 from foldscreen.plan import plan_screen
 
-
 validate(config, "../schemas/config.schema.yaml")
 
 OUT = f"{config['results']}/{config['screen']}"
