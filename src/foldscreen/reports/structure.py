@@ -76,7 +76,7 @@ def read_atoms(path: Path) -> tuple[list[str], np.ndarray]:
     table = gemmi.cif.read_file(str(path)).sole_block().find("_atom_site.", _FIELDS)
     names = [gemmi.cif.as_string(v) for v in table.column(0)]  # names such as "C1'" come quoted
     xyz = np.column_stack([np.array(table.column(i), dtype=float) for i in (1, 2, 3)])
-    return names, xyz.reshape(len(names), 3)
+    return names, xyz
 
 
 def representative_offset(layout: TokenLayout, token: int, atoms: list[str]) -> int:
