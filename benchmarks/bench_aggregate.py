@@ -37,14 +37,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from foldscreen.contracts import FAILURE_COLUMNS, INFERENCE_COLUMNS, INGEST_COLUMNS, MSA_COLUMNS
+from foldscreen.contracts.layout import TOKENS_FILE, TokenLayout, write_layout
+from foldscreen.contracts.schema import write_table
 from foldscreen.inference.run import sample_rows
 from foldscreen.inference.tasks import TASK_RECORD
 from foldscreen.io import write_parquet
-from foldscreen.msa.build import MSA_COLUMNS
-from foldscreen.queries.ingest import FAILURE_COLUMNS, INGEST_COLUMNS
 from foldscreen.reports import chunk_parts, tables_chunk
-from foldscreen.reports.schema import write_table
-from foldscreen.reports.tables import rank_samples
 
 SEED = 42
 PROTEIN, LIGAND = 40, 10
@@ -79,10 +78,22 @@ def write_cif(path: Path, atoms: list[tuple], plddt: np.ndarray) -> None:
     path.write_text("\n".join(lines) + "\n#\n")
 
 
+def layout(atoms: list[tuple]) -> TokenLayout:
+    """The token layout of `structure_atoms`: a token per residue, one per ligand atom."""
+    starts = [i for i, atom in enumerate(atoms) if atom[0] == "HETATM" or atom[2] == "N"]
+    first = [atoms[i] for i in starts]
+    return TokenLayout(
+        chain_id=[a[4] for a in first], residue_number=[int(a[6]) if a[6] != "." else 1 for a in first],
+        residue_name=[a[3] for a in first], molecule_type=["ligand" if a[0] == "HETATM" else "protein"
+                                                           for a in first],
+        atomized=[a[0] == "HETATM" for a in first], atom_start=starts, atom_name=[a[2] for a in atoms])
+
+
 def make_templates(folder: Path, samples: int) -> list[dict]:
     """One set of OpenFold3 files per sample number; returns each sample's aggregated scores."""
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True)
+    write_layout(folder / TOKENS_FILE, layout(structure_atoms(np.random.default_rng())))  # names only
     n_tokens = PROTEIN + LIGAND
     scores = []
     for k in range(1, samples + 1):
@@ -134,10 +145,12 @@ def make_screen(root: Path, n_queries: int, samples: int, chunk_size: int) -> li
                                   "confidences": f"{stem}_confidences.json",
                                   "aggregated": f"{stem}_confidences_aggregated.json",
                                   "scores": scores[k - 1]})
+            os.link(template_copy(templates, q) / TOKENS_FILE, folder / TOKENS_FILE)
             record = {"query_id": query_id, "seed": SEED, "task_digest": "bench",
                       "settings": {"weights": "demo"}, "demo_weights": True, "backend": "mlx",
                       "device": "mlx cpu (OpenBLAS)", "foldscreen": "bench", "n_tokens": PROTEIN + LIGAND,
-                      "n_atoms": 0, "timings": {}, "task_seconds": 1.0, "samples": summaries}
+                      "n_atoms": 0, "timings": {}, "task_seconds": 1.0, "tokens": TOKENS_FILE,
+                      "samples": summaries}
             (folder / TASK_RECORD).write_text(json.dumps(record))
             rows += sample_rows(record, folder)
             ingest.append({"query_id": query_id, "original_id": query_id, "source": "bench.csv",
@@ -145,7 +158,7 @@ def make_screen(root: Path, n_queries: int, samples: int, chunk_size: int) -> li
                            "chain_hashes": "", "digest": "", "record": "{}", "notes": ""})
             msa.append({c: "" for c in MSA_COLUMNS} | {"query_id": query_id, "chain_ids": "A",
                                                        "status": "ok"})
-        write_parquet(out / "inference" / f"{chunk}.parquet", rank_samples(pd.DataFrame(rows)))
+        write_parquet(out / "inference" / f"{chunk}.parquet", pd.DataFrame(rows, columns=INFERENCE_COLUMNS))
         write_parquet(out / "ingest" / f"{chunk}.parquet", pd.DataFrame(ingest, columns=INGEST_COLUMNS))
         write_parquet(out / "msa" / f"{chunk}.parquet", pd.DataFrame(msa, columns=MSA_COLUMNS))
         for stage in ("ingest", "inference"):

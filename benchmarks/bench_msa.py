@@ -25,8 +25,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from foldscreen.contracts import Chain
 from foldscreen.msa import MsaSettings, build, build_msas
-from foldscreen.queries import Chain
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 SOURCES = ("server", "server.paired")

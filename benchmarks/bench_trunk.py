@@ -104,8 +104,8 @@ def protein_batch(n: int) -> dict:
 
 
 def featurise_protein(n: int) -> dict:
+    from foldscreen.contracts import Chain
     from foldscreen.inference.featurise import featurise, query_set
-    from foldscreen.queries import Chain
 
     sequence = "".join(random.Random(n).choice(AMINO) for _ in range(n))
     folder = Path(tempfile.mkdtemp())

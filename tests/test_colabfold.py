@@ -17,11 +17,11 @@ from openfold3.core.data.io.sequence.msa import parse_a3m
 from foldscreen.msa.colabfold import (
     LOST_AFTER,
     MAX_REJECTIONS,
-    Failure,
     ServerSettings,
     fetch_paired,
     fetch_unpaired,
 )
+from foldscreen.msa.results import NoAlignment
 from foldscreen.msa.slots import hold_slot
 
 SEQUENCES = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMKELEEKLRKLNLYIQWLKDGG", "MSTNPKPQRKTKRNTNRRPQDVKFPGG",
@@ -102,7 +102,7 @@ def test_error_fails_only_the_rejected_sequence(colabfold_server, tmp_path, on):
     bad = SEQUENCES[2]
     colabfold_server.script("ERROR", on=on, sequences=[bad])
     results = fetch_unpaired(settings_for(colabfold_server, tmp_path, batch_size=5), SEQUENCES[:5])
-    assert isinstance(results[bad], Failure) and "ERROR" in results[bad].reason
+    assert isinstance(results[bad], NoAlignment) and "ERROR" in results[bad].reason
     good = {s: r for s, r in results.items() if s != bad}
     assert len(good) == 4 and all(isinstance(r, str) and r.startswith(">1") for r in good.values())
 
@@ -111,7 +111,7 @@ def test_a_server_that_rejects_everything_is_not_probed_sequence_by_sequence(col
     colabfold_server.script("ERROR")
     sequences = [f"MKV{'A' * i}" for i in range(32)]
     results = fetch_unpaired(settings_for(colabfold_server, tmp_path, batch_size=32), sequences)
-    assert all(isinstance(r, Failure) for r in results.values())
+    assert all(isinstance(r, NoAlignment) for r in results.values())
     # Splitting down to single sequences would take 63 tickets; the halves left once the limit is hit
     # are each tried once more (5 levels).
     assert colabfold_server.counts["submit"] == MAX_REJECTIONS + 5
@@ -120,7 +120,7 @@ def test_a_server_that_rejects_everything_is_not_probed_sequence_by_sequence(col
 def test_maintenance_fails_its_batch_and_the_others_go_on(colabfold_server, tmp_path):
     colabfold_server.script("MAINTENANCE", sequences=[SEQUENCES[0]])
     results = fetch_unpaired(settings_for(colabfold_server, tmp_path, batch_size=2), SEQUENCES[:4])
-    assert [isinstance(results[s], Failure) for s in SEQUENCES[:4]] == [True, True, False, False]
+    assert [isinstance(results[s], NoAlignment) for s in SEQUENCES[:4]] == [True, True, False, False]
     assert "maintenance" in results[SEQUENCES[0]].reason
     assert results[SEQUENCES[2]] == expected(SEQUENCES[2], 101)
 
@@ -136,7 +136,7 @@ def test_server_errors_are_retried(colabfold_server, tmp_path):
 def test_persistent_server_errors_fail_after_the_retries(colabfold_server, tmp_path):
     colabfold_server.script("http500", on="status")
     results = fetch_unpaired(settings_for(colabfold_server, tmp_path, retries=3), SEQUENCES[:2])
-    assert all(isinstance(r, Failure) and "HTTP 500" in r.reason for r in results.values())
+    assert all(isinstance(r, NoAlignment) and "HTTP 500" in r.reason for r in results.values())
     assert colabfold_server.counts["status"] == 4
 
 
@@ -172,7 +172,7 @@ def test_a_broken_archive_is_refetched_then_fails(colabfold_server, tmp_path, an
     colabfold_server.script(answer, sequences=[SEQUENCES[0]])
     colabfold_server.script(answer, sequences=[SEQUENCES[1]], times=1)
     results = fetch_unpaired(settings_for(colabfold_server, tmp_path, batch_size=1), SEQUENCES[:3])
-    assert isinstance(results[SEQUENCES[0]], Failure) and "archive" in results[SEQUENCES[0]].reason
+    assert isinstance(results[SEQUENCES[0]], NoAlignment) and "archive" in results[SEQUENCES[0]].reason
     assert results[SEQUENCES[1]] == expected(SEQUENCES[1], 101)
     assert results[SEQUENCES[2]] == expected(SEQUENCES[2], 101)
     assert colabfold_server.counts["download"] == 3 + 2 + 1  # retries + 1, then 2, then 1
@@ -186,7 +186,7 @@ def test_a_ticket_is_given_up_after_max_wait(colabfold_server, tmp_path):
 
 def test_bad_sequences_fail_without_a_request(colabfold_server, tmp_path):
     results = fetch_unpaired(settings_for(colabfold_server, tmp_path), ["", "MK-TV", "MKTV*"])
-    assert all(isinstance(r, Failure) for r in results.values())
+    assert all(isinstance(r, NoAlignment) for r in results.values())
     assert colabfold_server.counts["submit"] == 0
 
 
@@ -198,7 +198,7 @@ def test_paired_alignments_have_one_block_per_chain_with_aligned_rows(colabfold_
         assert texts == paired_blocks(list(chain_set), "pairgreedy-env")
         assert len({text.count(">") for text in texts}) == 1
         assert [text.split("\n")[1] for text in texts] == list(chain_set)
-    assert isinstance(results[sets[2]], Failure)
+    assert isinstance(results[sets[2]], NoAlignment)
     assert colabfold_server.counts["pair"] == 2 and colabfold_server.counts["msa"] == 0
     assert colabfold_server.counts["pair_sequences"] == 5
 
@@ -207,7 +207,7 @@ def test_a_paired_error_fails_that_set(colabfold_server, tmp_path):
     colabfold_server.script("ERROR", sequences=[SEQUENCES[3]])
     sets = [tuple(SEQUENCES[:2]), tuple(SEQUENCES[2:4])]
     results = fetch_paired(settings_for(colabfold_server, tmp_path), sets)
-    assert isinstance(results[sets[0]], list) and isinstance(results[sets[1]], Failure)
+    assert isinstance(results[sets[0]], list) and isinstance(results[sets[1]], NoAlignment)
 
 
 def test_a_url_path_prefix(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 
 import pytest
 import tomllib
@@ -79,9 +80,34 @@ def test_conda_environment_lists_the_pyproject_packages():
 @pytest.mark.parametrize("example", sorted((REPO / "config" / "examples").glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_example_configs_are_valid_and_their_queries_all_read(example):
-    from foldscreen.queries import Query, read_queries
+    from foldscreen.contracts import Query
+    from foldscreen.queries.readers import read_queries
 
     config = yaml.safe_load(example.read_text())
     validate(config, SCHEMA)
     items = read_queries(REPO / p for p in config["queries"])
     assert items and all(isinstance(item, Query) for item in items), items
+
+
+def foldscreen(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "foldscreen.cli", *args], cwd=cwd, capture_output=True,
+                          text=True)
+
+
+def test_cli_validates_its_config_against_the_workflow_schema(tmp_path):
+    (tmp_path / "q.csv").write_text("id,sequence\np,MKTAYIAK\n")
+    made = foldscreen("ingest", "q.csv", "--out", "results/quick", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    kept = yaml.safe_load((tmp_path / "results" / "quick" / "config.yaml").read_text())
+    defaults = {"screen": "s", "queries": ["q.csv"]}
+    validate(defaults, SCHEMA)
+    assert kept == {**defaults, "screen": "quick"}  # every default is the schema's
+
+    (tmp_path / "typo.yaml").write_text(yaml.safe_dump({**defaults, "msa": {"mdoe": "server"}}))
+    refusals = [(("msa", "--config", "typo.yaml"), "'mdoe' was unexpected"),
+                (("predict", "--out", "results/quick", "--samples", "0"), "less than the minimum of 1")]
+    for args, words in refusals:
+        refused = foldscreen(*args, cwd=tmp_path)
+        assert refused.returncode != 0
+        assert words in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    assert not (tmp_path / "results" / "quick" / "msa").exists()

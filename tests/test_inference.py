@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from foldscreen.inference import InferenceSettings, run_chunk
-from foldscreen.inference.backend import BackendUnavailable, load_backend
+from foldscreen.inference.backend import BackendUnavailable
+from foldscreen.inference.load import load_backend
 from foldscreen.io import write_parquet
 
 SHEET = "id,sequence\npep,GSWTWENGKW\nlost_msa,GSHMKELEEK\n"
@@ -101,12 +102,12 @@ def test_same_query_and_seed_give_identical_files(screen, tmp_path, backend):
     for folder in (first, rerun):
         (folder / "ingest").mkdir(parents=True)
         (folder / "msa").mkdir()
-        for table in ("ingest/all.parquet", "ingest/all.failures.parquet", "msa/all.parquet"):
+        for table in ("config.yaml", "ingest/all.parquet", "ingest/all.failures.parquet", "msa/all.parquet"):
             (folder / table).write_bytes((screen / table).read_bytes())
         cli("predict", "--out", str(folder), "--seeds", "2", "--backend", backend, *FAST)
     first, second = (d / "predictions" / "pep" / "seed_2" for d in (first, rerun))
     names = sorted(p.name for p in first.iterdir() if p.name != "task.json")
-    assert len(names) == 6
+    assert len(names) == 7  # three files per sample, and the task's token layout
     assert names == sorted(p.name for p in second.iterdir() if p.name != "task.json")
     for name in names:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
@@ -137,9 +138,9 @@ def test_torch_backend_loads_checkpoints_through_the_shared_reader(tmp_path):
 
 
 def test_openfold3_featurisation_reads_the_cached_alignment(tmp_path):
+    from foldscreen.contracts import Chain
     from foldscreen.inference.featurise import featurise, query_set
     from foldscreen.msa import build_msas
-    from foldscreen.queries import Chain
 
     example = Path(__file__).parents[1] / "config" / "examples" / "msas" / "ubiquitin_N40.a3m"
     chain = Chain("protein", ("A",), sequence="MQIFVKTLTGKTITLEVEPSDTIENVKAKIQDKEGIPPDQ",

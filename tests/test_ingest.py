@@ -6,8 +6,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from foldscreen.queries import Failure, Limits, Query, ingest, read_queries, validate
+from foldscreen.contracts import Failure, Query
 from foldscreen.queries.ids import sanitise_id
+from foldscreen.queries.ingest import ingest
+from foldscreen.queries.readers import read_queries
+from foldscreen.queries.validate import Limits, validate
 
 LIMITS = Limits(max_tokens=500, max_chain_length=200)
 
@@ -130,6 +133,20 @@ def test_token_limit_counts_ligand_heavy_atoms(tmp_path):
     assert validate(query, Limits(max_tokens=208, max_chain_length=500)) == query  # 195 + 13 atoms
     failure = validate(query, Limits(max_tokens=207, max_chain_length=500))
     assert isinstance(failure, Failure) and "208 tokens" in failure.reason
+    assert "(ingest.max_tokens in the config)" in failure.reason  # the key that sets the limit
+
+
+def test_every_change_to_a_sequence_is_noted(tmp_path):
+    src = write(tmp_path / "s.csv", "id,sequence,molecule_type\nlow,mkTAyiak:ACGU,protein:rna\n"
+                "spaced,MKT AYI,protein\nclean,MKTAYI,protein\n")
+    out = tmp_path / "out"
+    ingest(read_queries([src]), LIMITS, out / "queries", out / "q.parquet", out / "f.parquet")
+    table = pd.read_parquet(out / "q.parquet").set_index("query_id")
+    chains = json.loads(table.loc["low", "record"])
+    assert [c["sequence"] for c in chains] == ["MKTAYIAK", "ACGU"]
+    assert table.loc["low", "notes"] == "chain A: 6 lower-case residue letters upper-cased"
+    assert table.loc["spaced", "notes"] == "chain A: whitespace removed from the sequence"
+    assert table.loc["clean", "notes"] == ""
 
 
 def test_ingest_writes_records_and_tables_and_keeps_going(tmp_path):

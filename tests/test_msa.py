@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from foldscreen.contracts import Chain
 from foldscreen.msa import MsaSettings, build_msas, cache
-from foldscreen.queries import Chain
 
 
 def protein(sequence: str, ids=("A",), msa: Path | None = None) -> Chain:
@@ -155,13 +155,13 @@ def test_concurrent_writers_of_one_entry_leave_one_whole_entry(tmp_path):
 
 
 def test_fill_caches_only_what_was_fetched_whole(tmp_path):
-    from foldscreen.msa.formats import Failure
+    from foldscreen.msa.results import NoAlignment
 
     calls = []
 
     def fetch(todo, deliver):
         calls.append(sorted(todo))
-        return {key: Failure("server said ERROR") if value == "bad" else f">q\n{value}\n"
+        return {key: NoAlignment("server said ERROR") if value == "bad" else f">q\n{value}\n"
                 for key, value in todo.items()}
 
     def save(key, text):

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from msa_data import TinyDatabase, expandable_database, tiny_database
 
-from foldscreen.msa.formats import Failure, match_columns, parse_a3m, read_alignment, stockholm_to_a3m
+from foldscreen.msa.formats import match_columns, parse_a3m, read_alignment, stockholm_to_a3m
 from foldscreen.msa.local import LocalSettings, mmseqs_database, search_unpaired
 from foldscreen.msa.pairing import pair_by_species, species
+from foldscreen.msa.results import NoAlignment
 
 TOOLS = ["mmseqs2", "jackhmmer"]
 
@@ -23,7 +24,7 @@ def tiny(tmp_path_factory) -> TinyDatabase:
 
 
 @pytest.fixture(scope="module", params=TOOLS)
-def searched(request, tiny, tmp_path_factory) -> tuple[str, dict[str, str | Failure], Path]:
+def searched(request, tiny, tmp_path_factory) -> tuple[str, dict[str, str | NoAlignment], Path]:
     """Every query (and one with no homologue) searched once per tool; the work folder."""
     settings = LocalSettings(request.param, (tiny.fasta,))
     lonely = "MKTAYIAKQRQISFVKSHFSRQ"
@@ -151,7 +152,7 @@ def test_errors_become_failures_with_clear_reasons(tiny, tmp_path, monkeypatch):
     garbage = tmp_path / "garbage.fasta"
     garbage.write_text("this is not a sequence file\n")
     result = search_unpaired(LocalSettings("jackhmmer", (garbage,)), ["MKTAYIAKQRQ"], tmp_path)
-    assert isinstance(result["MKTAYIAKQRQ"], Failure)
+    assert isinstance(result["MKTAYIAKQRQ"], NoAlignment)
     assert "jackhmmer" in result["MKTAYIAKQRQ"].reason and "failed" in result["MKTAYIAKQRQ"].reason
     result = search_unpaired(LocalSettings("mmseqs2", (tmp_path / "absent",)), ["MKTAYIAKQRQ"], tmp_path)
     assert "neither an MMseqs2 database" in result["MKTAYIAKQRQ"].reason
@@ -244,8 +245,8 @@ def decode(msa) -> list[str]:
 
 def featurise_chains(folder: Path, alignments: dict[str, tuple[str, str, str | None]]):
     """Featurise protein chains {id: (sequence, main A3M, paired A3M or None)} with OpenFold3."""
+    from foldscreen.contracts import Chain
     from foldscreen.inference.featurise import featurise, silence_known_warnings
-    from foldscreen.queries import Chain
 
     silence_known_warnings()
     chains = []

@@ -17,9 +17,9 @@ import yaml
 from colabfold_server import serve
 from conftest import run_snakemake, screen_config, snakemake_cmd
 
+from foldscreen.contracts import Chain
 from foldscreen.msa import MsaSettings, build_msas
 from foldscreen.msa.formats import parse_a3m
-from foldscreen.queries import Chain
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 FAST = {"poll_seconds": 0.05, "timeout_seconds": 10, "retries": 1}
@@ -149,8 +149,8 @@ def server_screen(folder: Path, url: str) -> Path:
 
 @pytest.mark.slow
 def test_workflow_with_the_server_predicts_with_its_alignments(tmp_path):
+    from foldscreen.contracts import load_queries
     from foldscreen.inference.featurise import featurise, query_set
-    from foldscreen.queries.ingest import load_queries
 
     with serve(prefix="/api") as server:
         server.script("ERROR", sequences=[REFUSED])

@@ -16,9 +16,10 @@ import pytest
 from conftest import run_snakemake
 
 from foldscreen.cli import main as cli
+from foldscreen.contracts import TABLES
+from foldscreen.contracts.schema import schema_errors, table_schema
 from foldscreen.reports import aggregate, chunk_parts, tables_chunk
-from foldscreen.reports.aggregate import TABLES, link_ranked
-from foldscreen.reports.schema import schema_errors, table_schema
+from foldscreen.reports.aggregate import link_ranked
 
 pytestmark = pytest.mark.slow
 
@@ -199,10 +200,13 @@ def test_cli_aggregate_matches_the_workflow(finished_screen, tmp_path, monkeypat
     for name in TABLES:
         (out_dir(folder) / f"{name}.parquet").unlink()
     monkeypatch.chdir(folder)
-    cli(["aggregate", "--out", "results/test"])
+    cli(["aggregate", "--config", "config.yaml"])  # the config the workflow ran with
     for name in TABLES:
         made = pq.read_table(out_dir(folder) / f"{name}.parquet")
-        assert made.equals(pq.read_table(out_dir(finished_screen) / f"{name}.parquet")), name
+        workflow = pq.read_table(out_dir(finished_screen) / f"{name}.parquet")
+        assert made.equals(workflow), name
+        # the same schema filled in the same defaults: the same config digest
+        assert made.schema.metadata[b"config_sha256"] == workflow.schema.metadata[b"config_sha256"]
 
 
 def test_an_unreadable_sample_becomes_a_failure(finished_screen, tmp_path, monkeypatch):

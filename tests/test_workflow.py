@@ -78,7 +78,7 @@ def test_records_and_task_files(finished_screen):
     assert sorted(p.stem for p in (out / "queries").glob("*.json")) == sorted(GOOD)
     seed_dir = out / "predictions" / "dimer" / "seed_7"
     names = sorted(p.name for p in seed_dir.iterdir())
-    assert names == sorted(["task.json"] + [f"dimer_seed_7_sample_{k}_{kind}" for k in (1, 2)
+    assert names == sorted(["task.json", "tokens.json"] + [f"dimer_seed_7_sample_{k}_{kind}" for k in (1, 2)
                            for kind in ("model.cif", "confidences.json", "confidences_aggregated.json")])
     record = json.loads((seed_dir / "task.json").read_text())
     assert record["demo_weights"] and record["backend"] == "mlx"  # the default backend

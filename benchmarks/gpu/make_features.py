@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from foldscreen.contracts import Chain
 from foldscreen.inference.featurise import featurise, query_set, silence_known_warnings
-from foldscreen.queries.records import Chain
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 

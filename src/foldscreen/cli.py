@@ -6,8 +6,13 @@
     foldscreen aggregate --out results/my_screen
     foldscreen report --out results/my_screen
 
-Stages read and write the same files as the workflow's rules, with one chunk named `all`.
-`convert-weights` converts an OpenFold3 checkpoint once to safetensors, for the MLX backend:
+Every stage works from a screen config: the screen folder's `config.yaml` (which every stage
+writes), with the keys of `--config` (a config such as Snakemake takes) and the options given
+on the command line set into it; it is validated against workflow/schemas/config.schema.yaml,
+which fills in every default, exactly as the workflow validates its config. The stages then
+call the functions the workflow's rules call, on one chunk named `all` (`aggregate` also runs
+`tables_chunk` on every inference table it finds). `convert-weights` converts an OpenFold3
+checkpoint once to safetensors, for the MLX backend:
 
     foldscreen convert-weights of3-p2-155k.pt
 """
@@ -15,11 +20,14 @@ Stages read and write the same files as the workflow's rules, with one chunk nam
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Any
 
 from . import logs
 
 ALL = "all"
+SCREEN_CONFIG = "config.yaml"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,42 +42,41 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(required=True, metavar="STAGE")
 
     ingest = sub.add_parser("ingest", help="validate queries into records and tables")
-    ingest.add_argument("sources", nargs="+", type=Path, help="FASTA, CSV/TSV or JSON query files")
-    ingest.add_argument("--max-tokens", type=int, default=5120)
-    ingest.add_argument("--max-chain-length", type=int, default=4000)
+    ingest.add_argument("sources", nargs="*", type=str, help="FASTA, CSV/TSV or JSON query files (queries)")
+    _key(ingest, "--max-tokens", "ingest.max_tokens", type=int)
+    _key(ingest, "--max-chain-length", "ingest.max_chain_length", type=int)
     ingest.set_defaults(run=_ingest)
 
     msa = sub.add_parser("msa", help="fill the MSA cache for the ingested queries")
-    msa.add_argument("--config", type=Path,
-                     help="a screen config; its `msa:` section sets the source (mode, cache, server, local)")
-    msa.add_argument("--mode", help="single_sequence, precomputed, server or local (overrides --config)")
-    msa.add_argument("--cache", type=Path, help="the MSA cache folder (default resources/msa_cache)")
-    msa.add_argument("--server-url", help="the ColabFold server of mode server")
-    msa.add_argument("--folder", type=Path, help="precomputed alignments named <query>[_<chain>].a3m")
+    _key(msa, "--mode", "msa.mode")
+    _key(msa, "--cache", "msa.cache")
+    _key(msa, "--server-url", "msa.server.url")
+    _key(msa, "--folder", "msa.folder")
     msa.set_defaults(run=_msa)
 
     predict = sub.add_parser("predict", help="predict every (query, seed) task not yet done")
-    predict.add_argument("--backend", default="mlx", choices=["mlx", "torch"])
-    predict.add_argument("--weights", default="demo", help="OpenFold3 checkpoint, or demo")
-    predict.add_argument("--seeds", type=int, nargs="+", default=[42])
-    predict.add_argument("--samples", type=int, default=5)
-    predict.add_argument("--diffusion-steps", type=int, default=None)
-    predict.add_argument("--recycles", type=int, default=None)
-    predict.add_argument("--model-chunk-size", type=int, default=None,
-                         help="mlx: chunk the N^2 and N^3 parts (bounds memory)")
-    predict.add_argument("--threads", type=int, default=2)
-    predict.add_argument("--device", default="cpu")
+    _key(predict, "--backend", "inference.backend")
+    _key(predict, "--weights", "inference.weights", help="OpenFold3 checkpoint, or demo")
+    _key(predict, "--seeds", "inference.seeds", type=int, nargs="+")
+    _key(predict, "--samples", "inference.samples", type=int)
+    _key(predict, "--diffusion-steps", "inference.diffusion_steps", type=int)
+    _key(predict, "--recycles", "inference.recycles", type=int)
+    _key(predict, "--model-chunk-size", "inference.model_chunk_size", type=int)
+    _key(predict, "--threads", "inference.threads", type=int)
+    _key(predict, "--device", "inference.device")
     predict.set_defaults(run=_predict)
 
     aggregate = sub.add_parser("aggregate", help="combine every chunk into the ranked tables")
-    aggregate.add_argument("--config", type=Path, help="the screen's config (digest kept in metadata)")
     aggregate.set_defaults(run=_aggregate)
 
     report = sub.add_parser("report", help="write report.html from the screen's tables")
     report.set_defaults(run=_report)
 
     for stage in (ingest, msa, predict, aggregate, report):
-        stage.add_argument("--out", type=Path, required=True, help="the screen's results folder")
+        stage.add_argument("--out", type=Path, help="the screen's results folder (default: "
+                           "<results>/<screen> of --config)")
+        stage.add_argument("--config", type=Path, help="a screen config (default: the screen "
+                           f"folder's {SCREEN_CONFIG})")
 
     convert = sub.add_parser("convert-weights", help="convert an OpenFold3 checkpoint to safetensors")
     convert.add_argument("checkpoint", type=Path, help="checkpoint file (.pt, .ckpt) or DeepSpeed folder")
@@ -77,66 +84,104 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _ingest(args: argparse.Namespace) -> None:
-    from .queries import Limits, ingest, read_queries
+def _key(stage: argparse.ArgumentParser, flag: str, key: str, **options: Any) -> None:
+    """An option that sets the config key `key` (dotted); its default is the schema's."""
+    stage.add_argument(flag, dest=key, default=None, help=options.pop("help", f"sets {key}"), **options)
 
-    accepted, rejected = ingest(
-        read_queries(args.sources), Limits(args.max_tokens, args.max_chain_length),
-        args.out / "queries", _table(args.out, "ingest"), _table(args.out, "ingest", ".failures"))
-    print(f"{accepted} queries accepted, {rejected} rejected")
+
+def screen_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
+    """The stage's config, validated, and the screen's folder: the folder's config.yaml, then
+    `--config` over it, then the options; kept as the folder's config.yaml."""
+    import yaml
+    from snakemake.exceptions import WorkflowError
+
+    from .config import validate_config
+    from .io import atomic_write_text
+
+    if args.config and not args.config.is_file():
+        sys.exit(f"foldscreen: config file {args.config} does not exist")
+    given = (yaml.safe_load(args.config.read_text()) or {}) if args.config else {}
+    if not (args.out or "screen" in given):
+        sys.exit("foldscreen: name the screen's folder with --out, or give its config with --config")
+    folder = args.out or Path(given.get("results", "results")) / given["screen"]
+    kept = folder / SCREEN_CONFIG
+    if not (kept.is_file() or args.config or getattr(args, "sources", None)):
+        sys.exit(f"foldscreen: {folder} holds no {SCREEN_CONFIG} (foldscreen ingest writes one): "
+                 "give the screen's config with --config")
+    config = _merged(yaml.safe_load(kept.read_text()) if kept.is_file() else {}, given)
+    for key, value in vars(args).items():
+        if "." in key and value is not None:
+            _set(config, key.split("."), value)
+    if getattr(args, "sources", None):
+        config["queries"] = args.sources
+    if args.out:
+        config.update(screen=args.out.name, results=str(args.out.parent))
+    try:
+        validate_config(config)
+    except WorkflowError as err:  # its message names the key
+        sys.exit(f"foldscreen: the screen config is not valid: {err}")
+    atomic_write_text(kept, yaml.safe_dump(config, sort_keys=False))
+    return config, folder
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over`'s keys set into `base`, section by section."""
+    merged = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merged(merged[key], value) if both else value
+    return merged
+
+
+def _set(config: dict[str, Any], path: list[str], value: Any) -> None:
+    for key in path[:-1]:
+        config = config.setdefault(key, {})
+    config[path[-1]] = value
 
 
 def _table(out: Path, stage: str, suffix: str = "") -> Path:
     return out / stage / f"{ALL}{suffix}.parquet"
 
 
-def _msa(args: argparse.Namespace) -> None:
-    import yaml
+def _ingest(args: argparse.Namespace) -> None:
+    from .queries.ingest import ingest
+    from .queries.readers import read_queries
+    from .queries.validate import Limits
 
+    config, out = screen_config(args)
+    accepted, rejected = ingest(
+        read_queries(Path(p) for p in config["queries"]), Limits(**config["ingest"]),
+        out / "queries", _table(out, "ingest"), _table(out, "ingest", ".failures"))
+    print(f"{accepted} queries accepted, {rejected} rejected")
+
+
+def _msa(args: argparse.Namespace) -> None:
     from .msa import build_msa_table
 
-    section = dict(yaml.safe_load(args.config.read_text()).get("msa") or {}) if args.config else {}
-    if args.mode:
-        section["mode"] = args.mode
-    if args.cache:
-        section["cache"] = args.cache
-    if args.server_url:
-        section["server"] = {**section.get("server", {}), "url": args.server_url}
-    if args.folder:
-        section["folder"] = args.folder
-    build_msa_table(_table(args.out, "ingest"), section, _table(args.out, "msa"))
+    config, out = screen_config(args)
+    build_msa_table(_table(out, "ingest"), config["msa"], _table(out, "msa"))
 
 
 def _predict(args: argparse.Namespace) -> None:
     from .inference import InferenceSettings, run_chunk
 
-    settings = InferenceSettings(
-        backend=args.backend, weights=args.weights, seeds=tuple(args.seeds), samples=args.samples,
-        diffusion_steps=args.diffusion_steps, recycles=args.recycles,
-        model_chunk_size=args.model_chunk_size, threads=args.threads,
-        device=args.device)
-    run_chunk(_table(args.out, "ingest"), _table(args.out, "msa"), settings, args.out / "predictions",
-              _table(args.out, "inference"), _table(args.out, "inference", ".failures"))
+    config, out = screen_config(args)
+    run_chunk(_table(out, "ingest"), _table(out, "msa"), InferenceSettings.from_config(config["inference"]),
+              out / "predictions", _table(out, "inference"), _table(out, "inference", ".failures"))
 
 
 def _aggregate(args: argparse.Namespace) -> None:
-    import yaml
-
+    from .config import config_sha256
     from .reports import aggregate, chunk_parts, tables_chunk
-    from .reports.metadata import config_sha256
 
-    inference = sorted(p for p in (args.out / "inference").glob("*.parquet")
-                       if not p.name.endswith(".failures.parquet"))
-    chunks = [p.stem for p in inference]
-    parts = chunk_parts(args.out / "tables", chunks)
+    config, out = screen_config(args)
+    inference = _tables(out, "inference")
+    parts = chunk_parts(out / "tables", [p.stem for p in inference])
     for index, table in enumerate(inference):
-        outputs = {name: paths[index] for name, paths in parts.items()}
-        if any(not p.exists() or p.stat().st_mtime < table.stat().st_mtime for p in outputs.values()):
-            tables_chunk(table, outputs)
-    config = yaml.safe_load(args.config.read_text()) if args.config else None
-    aggregate(_tables(args.out, "ingest"), _tables(args.out, "ingest", True), _tables(args.out, "msa"),
-              _tables(args.out, "inference", True), parts, args.out, config_sha256(config))
-    print(f"{args.out}/{{samples,queries,chains,chain_pairs,residues,failures}}.parquet")
+        tables_chunk(table, {name: paths[index] for name, paths in parts.items()})
+    aggregate(_tables(out, "ingest"), _tables(out, "ingest", True), _tables(out, "msa"),
+              _tables(out, "inference", True), parts, out, config_sha256(config))
+    print(f"{out}/{{samples,queries,chains,chain_pairs,residues,failures}}.parquet")
 
 
 def _tables(out: Path, stage: str, failures: bool = False) -> list[Path]:
@@ -147,8 +192,9 @@ def _tables(out: Path, stage: str, failures: bool = False) -> list[Path]:
 def _report(args: argparse.Namespace) -> None:
     from .reports.html import write_report
 
-    write_report(args.out, args.out / "report.html")
-    print(args.out / "report.html")
+    out = args.out or screen_config(args)[1]  # the report reads only the tables
+    write_report(out, out / "report.html")
+    print(out / "report.html")
 
 
 def _convert_weights(args: argparse.Namespace) -> None:

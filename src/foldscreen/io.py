@@ -1,31 +1,53 @@
-"""Atomic file writes: a file is complete under its final name or absent."""
+"""Atomic file writes: a file is complete under its final name or absent.
+
+Files and folders are created with the permissions the umask gives (0644 and 0755 under a 022
+umask), as `open` and `mkdir` create them, so that colleagues can read a screen; not with
+`tempfile`'s private 0600 and 0700.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator
+import secrets
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary name beside `path`, renamed to `path` when the block ends without error."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = _create(lambda p: os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)),
+                  path.parent, f".{path.name}.")
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fresh_dir(parent: Path, prefix: str) -> Path:
+    """A new empty folder `<parent>/<prefix><random>.tmp`, with the umask's permissions."""
+    return _create(lambda p: os.mkdir(p, 0o777), parent, prefix)
+
+
+def _create(make: Callable[[Path], None], folder: Path, prefix: str) -> Path:
+    """Make (with `make`, which must fail if it exists) a file or folder of a new random name."""
+    while True:
+        candidate = folder / f"{prefix}{secrets.token_hex(8)}.tmp"
+        try:
+            make(candidate)
+            return candidate
+        except FileExistsError:
+            continue
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from . import queries
+from .contracts import Query, records
 from .io import atomic_write_bytes, file_sha256
-from .queries import Query, read_queries
-from .queries.readers import Item
+from .queries.readers import Item, read_queries
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,9 @@ def screen_items(config: dict[str, Any]) -> ScreenItems:
 
 
 def _reader_code() -> str:
-    """A digest of the readers' code and this module's: changed code must not reuse old items."""
-    files = [*sorted(Path(queries.__file__).parent.glob("*.py")), Path(__file__)]
+    """A digest of the readers' code, the query record's and this module's: changed code must not
+    reuse old items."""
+    files = [*sorted(Path(queries.__file__).parent.glob("*.py")), Path(records.__file__), Path(__file__)]
     return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
 
 

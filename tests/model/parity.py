@@ -62,8 +62,8 @@ def featurised_batch(folder: Path, sequences: dict[str, str], ligand_smiles: str
                seed: int = 1) -> dict:
     """OpenFold3's feature batch (PyTorch, batch size 1) of protein chains named by their ids,
     with an optional SMILES ligand as the last chain, and query-only MSAs."""
+    from foldscreen.contracts import Chain
     from foldscreen.inference.featurise import featurise, query_set, silence_known_warnings
-    from foldscreen.queries import Chain
 
     silence_known_warnings()
     chains, msa_paths = [], {}

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from foldscreen.contracts import Chain
 from foldscreen.inference.featurise import featurise, query_set
 from foldscreen.model.batch import to_mlx_batch
 from foldscreen.model.trunk import Trunk
 from foldscreen.model.weights import load_state
-from foldscreen.queries import Chain
 
 from .parity import randomise, relative_error
 

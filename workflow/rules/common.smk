@@ -1,9 +1,9 @@
 from snakemake.utils import validate
 
+# Only light modules here (no RDKit, PyTorch, MLX or pandas): this runs at every Snakemake start.
+from foldscreen.config import config_sha256
+from foldscreen.contracts import PARTS as TABLE_PARTS, TABLES as REPORT_TABLES
 from foldscreen.plan import plan_screen
-from foldscreen.reports.aggregate import PARTS as TABLE_PARTS, TABLES as REPORT_TABLES
-from foldscreen.reports.metadata import config_sha256
-
 
 validate(config, "../schemas/config.schema.yaml")
 

@@ -1,8 +1,8 @@
 from pathlib import Path
 
 from foldscreen import logs
+from foldscreen.contracts import PARTS
 from foldscreen.reports import aggregate
-from foldscreen.reports.aggregate import PARTS
 
 
 def paths(name: str) -> list[Path]:

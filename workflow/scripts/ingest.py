@@ -2,7 +2,8 @@ from pathlib import Path
 
 from foldscreen import logs
 from foldscreen.plan import chunk_items
-from foldscreen.queries import Limits, ingest
+from foldscreen.queries.ingest import ingest
+from foldscreen.queries.validate import Limits
 
 logs.setup(snakemake.log[0])
 chunk = snakemake.params.chunk

@@ -1,8 +1,8 @@
 from pathlib import Path
 
 from foldscreen import logs
+from foldscreen.contracts import PARTS
 from foldscreen.reports import tables_chunk
-from foldscreen.reports.aggregate import PARTS
 
 logs.setup(snakemake.log[0])
 tables_chunk(Path(snakemake.input.samples), {name: Path(snakemake.output[name]) for name in PARTS})

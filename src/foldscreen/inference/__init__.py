@@ -8,7 +8,7 @@ __all__ = ["InferenceSettings", "run_chunk"]
 
 
 def __getattr__(name: str) -> Any:
-    """`run_chunk` pulls in ingestion (RDKit) and OpenFold3's data code: imported on first use."""
+    """`run_chunk` pulls in OpenFold3's data code: imported on first use."""
     if name == "run_chunk":
         from .run import run_chunk
 

@@ -34,16 +34,3 @@ class Backend(ABC):
     @abstractmethod
     def forward(self, batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Run the model on one featurised task; the random state is already seeded."""
-
-
-def load_backend(settings: InferenceSettings, config: Any) -> Backend:
-    """Build the configured backend and load its weights (once per chunk job)."""
-    if settings.backend == "torch":
-        from .torch_backend import TorchBackend
-
-        return TorchBackend(settings, config)
-    if settings.backend == "mlx":
-        from .mlx_backend import MlxBackend
-
-        return MlxBackend(settings, config)
-    raise BackendUnavailable(f"unknown backend {settings.backend!r} (use torch or mlx)")

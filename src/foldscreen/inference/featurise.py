@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..queries.records import Chain
+from ..contracts import Chain
 
 # Harmless on a CPU: OpenFold3 asks for Triton and CUDA autocast, which are absent here.
 QUIET = ("Triton is not available", "In CPU autocast", "CUDA is not available",

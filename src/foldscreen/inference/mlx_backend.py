@@ -22,7 +22,7 @@ class MlxBackend(Backend):
 
         self._openblas = blas.use_openblas()
         if settings.demo:
-            from .torch_backend import demo_model
+            from .demo import demo_model
 
             state = module_state(demo_model(config).state_dict())
         elif Path(settings.weights).exists():

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..queries.records import Chain
+from ..contracts import Chain
 from .featurise import featurise, query_set, silence_known_warnings
 from .seeding import seed_everything
 

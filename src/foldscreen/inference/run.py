@@ -15,12 +15,14 @@ from typing import Any
 import pandas as pd
 
 from .. import __version__
+from ..contracts import FAILURE_COLUMNS, INFERENCE_COLUMNS, JSON_COLUMNS, SCORE_COLUMNS, load_queries
+from ..contracts.layout import TOKENS_FILE, write_layout
 from ..io import atomic_write_json, write_parquet
-from ..queries.ingest import FAILURE_COLUMNS, load_queries
-from ..reports.tables import JSON_COLUMNS, SAMPLE_COLUMNS, SCORE_COLUMNS, rank_samples
 from . import tasks
-from .backend import Backend, BackendUnavailable, load_backend
+from .backend import Backend, BackendUnavailable
 from .featurise import silence_known_warnings
+from .layout import token_layout
+from .load import load_backend
 from .model_config import model_config
 from .outputs import sample_summaries, write_outputs
 from .prefetch import FeaturiseJob, featurised
@@ -100,7 +102,7 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
             continue
         rows[query_id, seed] = sample_rows(record, folder)
     samples = [row for task_rows in rows.values() for row in task_rows]
-    write_parquet(out_samples, rank_samples(pd.DataFrame(samples, columns=SAMPLE_COLUMNS)))
+    write_parquet(out_samples, pd.DataFrame(samples, columns=INFERENCE_COLUMNS))
     write_parquet(out_failures, pd.DataFrame(failures, columns=FAILURE_COLUMNS))
 
 
@@ -132,13 +134,14 @@ def predict_task(backend: Backend, query_id: str, get_batch: Callable[[], dict[s
         write_outputs(batch, outputs, backend.config, staging)
         timings["write_s"] = time.perf_counter() - started
         written = staging / query_id / f"seed_{seed}"
+        write_layout(written / TOKENS_FILE, token_layout(batch))
         record = {
             "query_id": query_id, "seed": seed, "task_digest": digest,
             "settings": asdict(backend.settings), "demo_weights": backend.settings.demo,
             "backend": backend.name, "device": backend.device, "foldscreen": __version__,
             "n_tokens": int(batch["token_mask"].shape[-1]),
             "n_atoms": int(outputs["atom_positions_predicted"].shape[-2]),
-            "timings": timings, "task_seconds": sum(timings.values()),
+            "timings": timings, "task_seconds": sum(timings.values()), "tokens": TOKENS_FILE,
             "samples": sample_summaries(written, query_id, seed),
         }
         atomic_write_json(written / tasks.TASK_RECORD, record)
@@ -156,13 +159,14 @@ def sample_rows(record: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
     for sample in record["samples"]:
         scores = sample["scores"]
         row = {"query_id": record["query_id"], "seed": record["seed"], "sample": sample["sample"],
-               "rank": 0, "n_tokens": record["n_tokens"], "n_atoms": record["n_atoms"],
+               "n_tokens": record["n_tokens"], "n_atoms": record["n_atoms"],
                "task_seconds": record["task_seconds"], "backend": record["backend"],
                "device": record["device"], "weights": record["settings"]["weights"],
                "demo_weights": record["demo_weights"],
                "model_path": str(folder / sample["model"]),
                "confidences_path": str(folder / sample["confidences"]),
-               "aggregated_path": str(folder / sample["aggregated"])}
+               "aggregated_path": str(folder / sample["aggregated"]),
+               "tokens_path": str(folder / record["tokens"])}
         row.update({column: float(scores[column]) for column in SCORE_COLUMNS})
         row.update({column: json.dumps(scores.get(column, {}), sort_keys=True) for column in JSON_COLUMNS})
         rows.append(row)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-DEMO = "demo"
+from ..contracts import DEMO_WEIGHTS as DEMO
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,10 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..io import read_json
+from ..io import fresh_dir, read_json
 
 TASK_RECORD = "task.json"
 
@@ -36,12 +35,13 @@ def task_dir(predictions: Path, query_id: str, seed: int) -> Path:
 
 
 def completed_record(folder: Path, digest: str) -> dict[str, Any] | None:
-    """The task record of a finished task made with this task digest, else None."""
+    """The task record of a finished task made with this task digest, else None (a task from
+    before token layouts were recorded is not finished)."""
     path = folder / TASK_RECORD
     if not path.is_file():
         return None
     record = read_json(path)
-    return record if record.get("task_digest") == digest else None
+    return record if record.get("task_digest") == digest and "tokens" in record else None
 
 
 def remove_stale(final: Path) -> None:
@@ -54,7 +54,7 @@ def staging_dir(final: Path) -> Path:
     """A fresh hidden folder beside `final` to write the task into; stale ones are removed."""
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(final)
-    return Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    return fresh_dir(final.parent, f".{final.name}.")
 
 
 def commit(staging: Path, final: Path) -> None:

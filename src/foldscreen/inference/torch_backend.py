@@ -6,13 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from .backend import Backend, BackendUnavailable
-from .seeding import seed_everything
+from .demo import demo_model
 from .settings import InferenceSettings
-
-DEMO_WEIGHT_SEED = 0
-# OpenFold3 initialises its output layers to zero; the demo model perturbs them so that its
-# confidences vary between samples (they still mean nothing).
-DEMO_ZERO_JITTER = 0.02
 
 
 class TorchBackend(Backend):
@@ -52,21 +47,6 @@ class TorchBackend(Backend):
         to_cpu = lambda t: t.cpu()  # noqa: E731
         return (tensor_tree_map(to_cpu, batch),
                 tensor_tree_map(to_cpu, outputs))
-
-
-def demo_model(config: Any) -> Any:
-    """The demo model: OpenFold3's module with seeded random weights (the same on every run)."""
-    import torch
-    from openfold3.projects.of3_all_atom.model import OpenFold3
-
-    seed_everything(DEMO_WEIGHT_SEED)
-    model = OpenFold3(config)
-    generator = torch.Generator().manual_seed(DEMO_WEIGHT_SEED + 1)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() >= 2 and not param.any():
-                param.add_(torch.randn(param.shape, generator=generator) * DEMO_ZERO_JITTER)
-    return model.eval()
 
 
 def checkpoint_state(path: Path, model: Any) -> dict[str, Any]:

@@ -24,20 +24,19 @@ from typing import Any
 
 import pandas as pd
 
+from ..contracts import MSA_COLUMNS, Chain, chain_hash, load_queries
 from ..io import file_sha256, write_parquet
-from ..queries.ingest import load_queries
-from ..queries.records import Chain, chain_hash
 from . import cache
-from .formats import Failure, read_alignment
+from .formats import read_alignment
+from .results import NoAlignment
 from .sources import MODES, MsaSettings, SingleSequence, Source, make_source
 
-__all__ = ["MODES", "MSA_COLUMNS", "build_msa_table", "build_msas"]
+__all__ = ["MODES", "build_msa_table", "build_msas"]
 
 log = logging.getLogger("foldscreen.msa")
 
 ALIGNED_TYPES = ("protein", "rna")
 FOLDER_SUFFIXES = (".a3m", ".sto", ".stockholm")
-MSA_COLUMNS = ["query_id", "chain_ids", "chain_hash", "source", "path", "paired_path", "status", "reason"]
 Queries = Sequence[tuple[str, tuple[Chain, ...]]]
 ChainKey = tuple[str, str, str | None]  # the chain's type, sequence and own alignment file, if any
 
@@ -208,7 +207,7 @@ def paired_alignments(queries: Queries, mains: Mapping[ChainKey, MsaResult], sou
 
 def _checked_pairing(result: Any, n_chains: int) -> Any:
     if isinstance(result, list) and len(result) != n_chains:
-        return Failure(f"{len(result)} paired alignments came back for {n_chains} chains")
+        return NoAlignment(f"{len(result)} paired alignments came back for {n_chains} chains")
     return result
 
 

@@ -4,7 +4,7 @@ A batch of sequences is sent as one FASTA (`>101`, `>102`, ...) to `/ticket/msa`
 to `/ticket/pair`), the ticket is polled at `/ticket/<id>` until COMPLETE, and its tar.gz is read
 from `/result/download/<id>`: each `.a3m` in it holds one block per query, the blocks separated by
 NUL characters and headed by the query's number. Server faults are retried within bounds and then
-reported per sequence as a `Failure`; nothing half-read is ever returned.
+reported per sequence as a `NoAlignment`; nothing half-read is ever returned.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from .. import __version__
+from .results import NoAlignment
 from .slots import hold_slot
 
 log = logging.getLogger(__name__)
@@ -108,13 +109,6 @@ class ServerSettings:
         return root / hashlib.sha256(self.base_url.encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class Failure:
-    """Why a sequence (or chain set) got no alignment; never cached."""
-
-    reason: str
-
-
 class _Failed(Exception):
     """A ticket failed for every sequence in it."""
 
@@ -128,19 +122,20 @@ class _Malformed(ValueError):
 
 
 def fetch_unpaired(settings: ServerSettings, sequences: Sequence[str],
-                   on_result: Callable[[str, str | Failure], None] | None = None) -> dict[str, str | Failure]:
-    """Unique sequences -> A3M text of each (query first, as the server gives it) or a Failure.
+                   on_result: Callable[[str, str | NoAlignment], None] | None = None,
+                   ) -> dict[str, str | NoAlignment]:
+    """Unique sequences -> A3M text of each (query first, as the server gives it) or a NoAlignment.
 
     `on_result(sequence, result)` is called in the calling thread as each batch finishes, so that a
     caller can store results before the whole set is done."""
     client = _Client(settings)
     unique = list(dict.fromkeys(sequences))
-    results: dict[str, str | Failure] = {}
+    results: dict[str, str | NoAlignment] = {}
     todo = []
     for sequence in unique:
         problem = _sequence_problem(sequence)
         if problem:
-            results[sequence] = Failure(problem)
+            results[sequence] = NoAlignment(problem)
         else:
             todo.append(sequence)
     batches = [todo[i:i + settings.batch_size] for i in range(0, len(todo), settings.batch_size)]
@@ -153,20 +148,20 @@ def fetch_unpaired(settings: ServerSettings, sequences: Sequence[str],
 
 
 def fetch_paired(settings: ServerSettings, chain_sets: Sequence[tuple[str, ...]],
-                 on_result: Callable[[tuple[str, ...], list[str] | Failure], None] | None = None,
-                 ) -> dict[tuple[str, ...], list[str] | Failure]:
+                 on_result: Callable[[tuple[str, ...], list[str] | NoAlignment], None] | None = None,
+                 ) -> dict[tuple[str, ...], list[str] | NoAlignment]:
     """Heteromeric chain sets (>= 2 distinct sequences each) -> one paired A3M text per chain of the set,
-    in the set's order, rows aligned across chains; or a Failure. `on_result` as in fetch_unpaired."""
+    in the set's order, rows aligned across chains; or a NoAlignment. `on_result` as in fetch_unpaired."""
     client = _Client(settings)
     unique = list(dict.fromkeys(tuple(chain_set) for chain_set in chain_sets))
-    results: dict[tuple[str, ...], list[str] | Failure] = {}
+    results: dict[tuple[str, ...], list[str] | NoAlignment] = {}
     todo = []
     for chain_set in unique:
         problem = next(filter(None, map(_sequence_problem, chain_set)), "")
         if len(set(chain_set)) < 2 or len(set(chain_set)) != len(chain_set):
             problem = "a paired alignment needs at least two distinct sequences, each once"
         if problem:
-            results[chain_set] = Failure(problem)
+            results[chain_set] = NoAlignment(problem)
         else:
             todo.append(chain_set)
     for chain_set, result in _as_completed(settings, client.paired_set, todo):
@@ -224,7 +219,7 @@ class _Client:
                                  " which is not set")
             self.headers["Authorization"] = value
 
-    def unpaired_batch(self, batch: list[str]) -> dict[str, str | Failure]:
+    def unpaired_batch(self, batch: list[str]) -> dict[str, str | NoAlignment]:
         """Alignments of one batch; an ERROR answer is narrowed down by splitting the batch."""
         names = (UNIREF_A3M, ENV_A3M) if self.settings.use_env else (UNIREF_A3M,)
         try:
@@ -232,37 +227,37 @@ class _Client:
         except _Rejected as err:
             self.rejections += 1
             if len(batch) == 1 or self.rejections > MAX_REJECTIONS:
-                return dict.fromkeys(batch, Failure(str(err)))
+                return dict.fromkeys(batch, NoAlignment(str(err)))
             log.warning("%s; splitting the batch of %d to find the sequences it rejects", err, len(batch))
             half = len(batch) // 2
             return {**self.unpaired_batch(batch[:half]), **self.unpaired_batch(batch[half:])}
         except _Failed as err:
-            return dict.fromkeys(batch, Failure(str(err)))
+            return dict.fromkeys(batch, NoAlignment(str(err)))
         self.rejections = 0
-        results: dict[str, str | Failure] = {}
+        results: dict[str, str | NoAlignment] = {}
         for index, sequence in enumerate(batch):
             number = FIRST_NUMBER + index
             if number not in files[UNIREF_A3M]:
-                results[sequence] = Failure(f"the server's {UNIREF_A3M} has no alignment for it")
+                results[sequence] = NoAlignment(f"the server's {UNIREF_A3M} has no alignment for it")
                 continue
             # An environmental block may be absent when nothing was found there.
             text = "".join(files[name].get(number, "") for name in names)
-            results[sequence] = text if _query_row(text) == sequence.upper() else Failure(
+            results[sequence] = text if _query_row(text) == sequence.upper() else NoAlignment(
                 "the server's alignment does not start with the query sequence")
         return results
 
-    def paired_set(self, chain_set: tuple[str, ...]) -> list[str] | Failure:
+    def paired_set(self, chain_set: tuple[str, ...]) -> list[str] | NoAlignment:
         """Paired alignments of one chain set: one A3M per chain, rows aligned across chains."""
         try:
             files = self.ticket("ticket/pair", self.settings.paired_mode, chain_set, (PAIRED_A3M,))
         except _Failed as err:
-            return Failure(str(err))
+            return NoAlignment(str(err))
         texts = [files[PAIRED_A3M].get(FIRST_NUMBER + index, "") for index in range(len(chain_set))]
         if any(_query_row(text) != sequence.upper() for text, sequence in zip(texts, chain_set)):
-            return Failure(f"the server's {PAIRED_A3M} lacks a chain or does not start with its sequence")
+            return NoAlignment(f"the server's {PAIRED_A3M} lacks a chain or does not start with its sequence")
         rows = [text.count("\n>") + 1 for text in texts]
         if len(set(rows)) != 1:
-            return Failure(f"the server's paired alignments have different row counts {rows}")
+            return NoAlignment(f"the server's paired alignments have different row counts {rows}")
         return texts
 
     def ticket(self, endpoint: str, mode: str, sequences: Sequence[str],

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .colabfold import Failure
-
-__all__ = ["Failure", "format_a3m", "merge_a3m", "parse_a3m", "read_alignment", "stockholm_to_a3m"]
+__all__ = ["format_a3m", "merge_a3m", "parse_a3m", "read_alignment", "stockholm_to_a3m"]
 
 STOCKHOLM_SUFFIXES = (".sto", ".stockholm")
 GAPS = "-."

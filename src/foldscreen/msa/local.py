@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .formats import Failure, alignment_to_a3m, format_a3m, merge_a3m, stockholm_to_a3m
+from ..io import fresh_dir
+from .formats import alignment_to_a3m, format_a3m, merge_a3m, stockholm_to_a3m
 from .pairing import TAXID
+from .results import NoAlignment
 from .slots import hold_slot
 
 TOOLS = {"mmseqs2": "mmseqs", "jackhmmer": "jackhmmer"}
@@ -73,9 +75,9 @@ def database_stamp(db: Path) -> str:
 
 
 def search_unpaired(settings: LocalSettings, sequences: Sequence[str],
-                    workdir: Path) -> dict[str, str | Failure]:
+                    workdir: Path) -> dict[str, str | NoAlignment]:
     """Unique protein sequences -> A3M text (query first, deletions '-', insertions lower case)
-    or a Failure(reason)."""
+    or a NoAlignment(reason)."""
     unique = list(dict.fromkeys(sequences))
     if not unique:
         return {}
@@ -87,7 +89,7 @@ def search_unpaired(settings: LocalSettings, sequences: Sequence[str],
             return mmseqs_search(binary, settings, unique, workdir)
         return {sequence: jackhmmer_search(binary, settings, sequence, workdir) for sequence in unique}
     except SearchError as err:
-        return dict.fromkeys(unique, Failure(str(err)))
+        return dict.fromkeys(unique, NoAlignment(str(err)))
 
 
 def find_binary(name: str) -> str:
@@ -141,7 +143,7 @@ def mmseqs_database(binary: str, db: Path, workdir: Path) -> Path:
         if not (final / "db.dbtype").is_file():
             for stale in final.parent.glob(f".{key}.*.tmp"):
                 shutil.rmtree(stale)
-            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}.", suffix=".tmp"))
+            tmp = fresh_dir(final.parent, f".{key}.")
             try:
                 run_tool([binary, "createdb", str(db.resolve()), "db", "-v", "1"], tmp)
                 os.rename(tmp, final)
@@ -199,12 +201,12 @@ def a3m_row(qstart: int, qend: int, qaln: str, taln: str, length: int) -> str:
 # --- jackhmmer -----------------------------------------------------------------------------------
 
 
-def jackhmmer_search(binary: str, settings: LocalSettings, sequence: str, workdir: Path) -> str | Failure:
+def jackhmmer_search(binary: str, settings: LocalSettings, sequence: str, workdir: Path) -> str | NoAlignment:
     """One query against every FASTA database; Stockholm results converted and merged."""
     try:
         return merge_a3m(jackhmmer_alignments(binary, settings, sequence, workdir), settings.max_seqs)
     except SearchError as err:
-        return Failure(str(err))
+        return NoAlignment(str(err))
 
 
 def jackhmmer_alignments(binary: str, settings: LocalSettings, sequence: str, workdir: Path) -> list[str]:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .formats import Failure
+from .results import NoAlignment
 
-Result = str | Failure
-PairedResult = list[str] | Failure
+Result = str | NoAlignment
+PairedResult = list[str] | NoAlignment
 OnResult = Callable[[str, Result], None]  # called as results arrive, before the whole set is done
 OnPaired = Callable[[tuple[str, ...], PairedResult], None]
 MODES = ("single_sequence", "precomputed", "server", "local")
@@ -128,7 +128,7 @@ class Local:
             try:
                 results[chain_set] = pair_by_species([p.read_text() for p in unpaired[chain_set]])
             except (OSError, ValueError) as err:
-                results[chain_set] = Failure(f"pairing by species failed: {err}")
+                results[chain_set] = NoAlignment(f"pairing by species failed: {err}")
         return results
 
 

@@ -1,7 +1,6 @@
-"""Ingestion: read, normalise and validate queries from every supported source."""
+"""Ingestion: read, normalise and validate queries from every supported source.
 
-from .ingest import ingest, read_queries
-from .records import Chain, Failure, Query
-from .validate import Limits, validate
-
-__all__ = ["Chain", "Failure", "Limits", "Query", "ingest", "read_queries", "validate"]
+Reading (`readers.read_queries`) needs no chemistry: the workflow's plan uses it at every
+Snakemake start. Validation and ingestion (`validate`, `ingest`) bring RDKit, so this package
+imports neither: import them from their modules.
+"""

@@ -1,4 +1,4 @@
-"""Query ids that are safe file names, and the notes that say how an id was changed."""
+"""Query ids that are safe file names (and the notes that say how an id was changed); chain ids."""
 
 from __future__ import annotations
 
@@ -16,3 +16,16 @@ def sanitise_id(raw: str) -> tuple[str, str | None]:
     if not cleaned:
         return "", None
     return cleaned, f"id {raw!r} is not a safe file name; renamed to {cleaned!r}"
+
+
+def chain_letters(n: int) -> list[str]:
+    """Chain ids A, B, ..., Z, AA, AB, ... for n chains."""
+    letters = []
+    for i in range(n):
+        name = ""
+        i += 1
+        while i:
+            i, rem = divmod(i - 1, 26)
+            name = chr(65 + rem) + name
+        letters.append(name)
+    return letters

@@ -9,28 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..contracts import FAILURE_COLUMNS, INGEST_COLUMNS, Failure, Query
 from ..io import atomic_write_json, write_parquet
-from .readers import Item, read_source
-from .records import Chain, Failure, Query, chains_from_json
+from .readers import Item
 from .validate import Limits, ligand_atoms, validate
-
-FAILURE_COLUMNS = ["query_id", "source", "stage", "field", "reason"]
-
-
-def read_queries(sources: Iterable[Path]) -> list[Item]:
-    """Read every source in order; a repeated query id becomes a failure (the first one wins)."""
-    seen: dict[str, str] = {}
-    items: list[Item] = []
-    for path in sources:
-        for item in read_source(Path(path)):
-            if isinstance(item, Query):
-                if item.query_id in seen:
-                    item = Failure(item.original_id, item.source, "ingest", "id",
-                                   f"duplicate id {item.query_id!r} (first defined at {seen[item.query_id]})")
-                else:
-                    seen[item.query_id] = item.source
-            items.append(item)
-    return items
 
 
 def ingest(items: Iterable[Item], limits: Limits, records_dir: Path,
@@ -52,10 +34,6 @@ def ingest(items: Iterable[Item], limits: Limits, records_dir: Path,
     return len(rows), len(failures)
 
 
-INGEST_COLUMNS = ["query_id", "original_id", "source", "n_chains", "n_tokens",
-                 "molecule_types", "chain_hashes", "digest", "record", "notes"]
-
-
 def query_row(query: Query) -> dict:
     """One row of the ingest table; `record` holds the full query as JSON."""
     return {
@@ -70,9 +48,3 @@ def query_row(query: Query) -> dict:
         "record": json.dumps([asdict(c) for c in query.chains]),
         "notes": "; ".join(query.notes),
     }
-
-
-def load_queries(queries_table: Path) -> list[tuple[str, tuple[Chain, ...]]]:
-    """The ingested queries of an ingest table, in order."""
-    table = pd.read_parquet(queries_table, columns=["query_id", "record"])
-    return [(row.query_id, chains_from_json(row.record)) for row in table.itertuples(index=False)]

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from .ids import sanitise_id
-from .records import MOLECULE_TYPES, POLYMER_TYPES, Chain, Failure, Query, chain_letters
+from ..contracts import MOLECULE_TYPES, POLYMER_TYPES, Chain, Failure, Query
+from .ids import chain_letters, sanitise_id
 
 Item = Query | Failure
 
@@ -27,6 +27,22 @@ class ReadError(ValueError):
         super().__init__(reason)
         self.field = field
         self.reason = reason
+
+
+def read_queries(sources: Iterable[Path]) -> list[Item]:
+    """Read every source in order; a repeated query id becomes a failure (the first one wins)."""
+    seen: dict[str, str] = {}
+    items: list[Item] = []
+    for path in sources:
+        for item in read_source(Path(path)):
+            if isinstance(item, Query):
+                if item.query_id in seen:
+                    item = Failure(item.original_id, item.source, "ingest", "id",
+                                   f"duplicate id {item.query_id!r} (first defined at {seen[item.query_id]})")
+                else:
+                    seen[item.query_id] = item.source
+            items.append(item)
+    return items
 
 
 def read_source(path: Path) -> Iterator[Item]:
@@ -246,7 +262,8 @@ def _make_query(
 
 
 def _finish(raw_id: str, source: str, chains: list[Chain], notes: list[str]) -> Item:
-    """Sanitise the id, normalise sequences and reject what cannot be a query at all."""
+    """Sanitise the id, normalise sequences and reject what cannot be a query at all; every
+    change to the user's input is noted."""
     query_id, note = sanitise_id(raw_id)
     if not query_id:
         return Failure(raw_id, source, "ingest", "id", "the query has no usable id")
@@ -261,6 +278,19 @@ def _finish(raw_id: str, source: str, chains: list[Chain], notes: list[str]) -> 
                            f"unknown molecule type {chain.molecule_type!r} "
                            f"(use one of {', '.join(MOLECULE_TYPES)})")
         if chain.molecule_type in POLYMER_TYPES and chain.sequence is not None:
-            chain = replace(chain, sequence="".join(chain.sequence.split()).upper())
+            chain, changes = _normalised_sequence(chain)
+            notes += changes
         normalised.append(chain)
     return Query(query_id, tuple(normalised), source, raw_id, tuple(notes))
+
+
+def _normalised_sequence(chain: Chain) -> tuple[Chain, list[str]]:
+    """The chain with its sequence upper-cased and without whitespace, and a note per change."""
+    given = chain.sequence or ""
+    compact = "".join(given.split())
+    label = f"chain {','.join(chain.chain_ids)}"
+    notes = [f"{label}: whitespace removed from the sequence"] if compact != given else []
+    lower = sum(letter.islower() for letter in compact)
+    if lower:
+        notes.append(f"{label}: {lower} lower-case residue letters upper-cased")
+    return replace(chain, sequence=compact.upper()), notes

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rdkit import Chem, RDLogger
 
-from .records import Chain, Failure, Query
+from ..contracts import Chain, Failure, Query
 
 RDLogger.DisableLog("rdApp.*")
 
@@ -42,7 +42,7 @@ def validate(query: Query, limits: Limits) -> Query | Failure:
     if tokens > limits.max_tokens:
         return Failure(query.original_id, query.source, "ingest", "sequence",
                        f"the query has {tokens} tokens, over the limit of {limits.max_tokens} "
-                       "(inference.max_tokens in the config)")
+                       "(ingest.max_tokens in the config)")
     return query
 
 

@@ -20,17 +20,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..contracts import FAILURE_COLUMNS, INFERENCE_COLUMNS, INGEST_COLUMNS, MSA_COLUMNS, PARTS
+from ..contracts.schema import table_writer, to_arrow, write_table
 from ..io import atomic_path
-from ..msa.build import MSA_COLUMNS
-from ..queries.ingest import FAILURE_COLUMNS, INGEST_COLUMNS
 from .metadata import run_metadata
-from .schema import table_writer, to_arrow, write_table
 from .structure import read_tokens
 from .tables import (
-    SAMPLE_COLUMNS,
     best_per_query,
     columns,
     failures_table,
+    rank_samples,
     read_tables,
     sample_details,
     samples_table,
@@ -38,10 +37,8 @@ from .tables import (
 
 log = logging.getLogger("foldscreen.aggregate")
 
-PARTS = ("samples", "chains", "chain_pairs", "residues", "failures")
 STREAMED = ("chains", "chain_pairs", "residues")  # combined partial by partial, never all in memory
 ROW_GROUP = 1 << 20
-TABLES = ("samples", "queries", "chains", "chain_pairs", "residues", "failures")
 
 
 def part_path(folder: Path, chunk: str, table: str) -> Path:
@@ -50,15 +47,16 @@ def part_path(folder: Path, chunk: str, table: str) -> Path:
 
 
 def tables_chunk(inference_table: Path, outputs: Mapping[str, Path]) -> None:
-    """The chunk's partial tables (PARTS); a sample whose files cannot be read becomes a failure."""
-    samples = samples_table(pd.read_parquet(inference_table)[SAMPLE_COLUMNS])
+    """The chunk's partial tables (PARTS), its samples ranked; a sample whose files cannot be read
+    becomes a failure."""
+    ranked = rank_samples(pd.read_parquet(inference_table, columns=INFERENCE_COLUMNS))
     chains: list[dict] = []
     pairs: list[dict] = []
     residues: list[pa.Table] = []
     failures: list[dict] = []
-    for sample in samples.to_dict("records"):
+    for sample in ranked.to_dict("records"):
         try:
-            tokens = read_tokens(Path(sample["model_path"]))
+            tokens = read_tokens(Path(sample["tokens_path"]), Path(sample["model_path"]))
             confidences = read_confidences(Path(sample["confidences_path"]))
             sample_chains, sample_pairs, sample_residues = sample_details(sample, tokens, confidences)
         except Exception as err:  # one unreadable sample never stops the chunk
@@ -70,7 +68,7 @@ def tables_chunk(inference_table: Path, outputs: Mapping[str, Path]) -> None:
         chains += sample_chains
         pairs += sample_pairs
         residues.append(pa.table(sample_residues))
-    write_table(outputs["samples"], samples, "samples")
+    write_table(outputs["samples"], samples_table(ranked), "samples")
     write_table(outputs["chains"], pd.DataFrame(chains, columns=columns("chains")), "chains")
     write_table(outputs["chain_pairs"], pd.DataFrame(pairs, columns=columns("chain_pairs")), "chain_pairs")
     write_table(outputs["residues"], _concat(residues, "residues"), "residues")

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from .. import __version__
+from ..contracts import DEMO_WEIGHTS
 from ..io import file_sha256
 
-DEMO = "demo"  # the weights value of the demo model
 CREATED = "created"  # the only key that differs between two aggregations of the same predictions
 
 
-def config_sha256(config: Any) -> str:
-    """Digest of a configuration (canonical JSON)."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def weights_sha256(weights: str) -> str:
-    return DEMO if weights == DEMO else file_sha256(Path(weights))
+    return DEMO_WEIGHTS if weights == DEMO_WEIGHTS else file_sha256(Path(weights))
 
 
 def run_metadata(samples: pd.DataFrame, config_digest: str,

@@ -1,8 +1,11 @@
-"""The tokens of a predicted structure, read from its mmCIF the way OpenFold3 tokenises.
+"""The tokens of a predicted sample: the task's token layout with the sample's coordinates.
 
-A standard residue of a polymer is one token; every atom of a ligand or a non-standard residue
-is a token of its own (AF3 SI 2.6). Atoms are in the file's order, which is the order of the
-per-atom pLDDT in the confidences JSON, and the atoms of a token are consecutive.
+The layout (`contracts.layout`, recorded by the inference stage from what OpenFold3
+featurised) says which atoms make each token and what chain, residue and molecule type it
+belongs to; the sample's mmCIF only gives the atoms' coordinates, in the same order. The
+representative atom of a token (interface contacts, pDockQ2) is CB (CA for glycine) for an
+amino acid, C1' for a nucleotide, the atom itself for an atomised token, and the first atom
+of a token that has none of these.
 """
 
 from __future__ import annotations
@@ -13,19 +16,18 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
-AMINO_ACIDS = frozenset({"ALA", "ARG", "ASN", "ASP", "CYS", "GLN", "GLU", "GLY", "HIS", "ILE", "LEU",
-                         "LYS", "MET", "PHE", "PRO", "SER", "THR", "TRP", "TYR", "VAL", "UNK"})
-RNA = frozenset({"A", "C", "G", "U", "N"})
-DNA = frozenset({"DA", "DC", "DG", "DT", "DN"})
-_FIELDS = ["group_PDB", "label_atom_id", "label_comp_id", "label_asym_id", "auth_seq_id",
-           "Cartn_x", "Cartn_y", "Cartn_z"]
+from ..contracts.layout import TokenLayout, read_layout
+
+_FIELDS = ["label_atom_id", "Cartn_x", "Cartn_y", "Cartn_z"]
 
 
 @dataclass(frozen=True)
-class Chain:
+class ChainTokens:
+    """One chain of a sample: its tokens and its (consecutive) atoms."""
+
     chain_id: str
     molecule_type: str
-    n_residues: int
+    n_residues: int  # residues of a polymer, atoms of a ligand
     tokens: np.ndarray  # token indices
     atoms: slice
 
@@ -35,10 +37,10 @@ class Tokens:
     chain_id: list[str]
     residue_number: list[int]
     residue_name: list[str]
-    atom_name: list[str | None]  # the atom of a per-atom token, else None
+    atom_name: list[str | None]  # the atom of an atomised token, else None
     atom_start: np.ndarray  # first atom of each token
     positions: np.ndarray  # [n_tokens, 3] representative atoms
-    chains: list[Chain]
+    chains: list[ChainTokens]
     n_atoms: int
 
     def __len__(self) -> int:
@@ -50,80 +52,51 @@ class Tokens:
         return np.add.reduceat(atom_plddt, self.atom_start) / counts
 
 
-def representative_atom(residue_name: str) -> str:
-    """CB (CA for glycine) for amino acids, C1' for nucleotides."""
-    if residue_name in AMINO_ACIDS:
-        return "CA" if residue_name == "GLY" else "CB"
-    return "C1'"
+def read_tokens(layout_path: Path, model_path: Path) -> Tokens:
+    """The tokens of the task's layout, placed where the sample's mmCIF puts their atoms."""
+    layout = read_layout(layout_path)
+    names, xyz = read_atoms(model_path)
+    if names != layout.atom_name:
+        raise ValueError(f"{model_path.name}: its {len(names)} atoms are not the {layout.n_atoms} atoms "
+                         "of the task's token layout")
+    starts = np.array(layout.atom_start, dtype=np.int64)
+    ends = np.append(starts[1:], layout.n_atoms)
+    representatives = [start + representative_offset(layout, token, names[start:end])
+                       for token, (start, end) in enumerate(zip(starts, ends))]
+    return Tokens(
+        chain_id=layout.chain_id, residue_number=layout.residue_number,
+        residue_name=layout.residue_name,
+        atom_name=[names[start] if atomized else None for start, atomized in zip(starts, layout.atomized)],
+        atom_start=starts, positions=xyz[representatives], chains=chain_tokens(layout, ends),
+        n_atoms=layout.n_atoms)
 
 
-def molecule_type(residue_names: set[str], hetero: bool) -> str:
-    if hetero:
-        return "ligand"
-    if residue_names & AMINO_ACIDS:
-        return "protein"
-    return "dna" if residue_names & DNA else "rna" if residue_names & RNA else "ligand"
-
-
-def read_tokens(path: Path) -> Tokens:
-    """Tokens, chains and representative positions of one mmCIF model."""
+def read_atoms(path: Path) -> tuple[list[str], np.ndarray]:
+    """The atom names and coordinates of an mmCIF model, in the file's order."""
     table = gemmi.cif.read_file(str(path)).sole_block().find("_atom_site.", _FIELDS)
-    group, comp, asym, seq = (list(table.column(i)) for i in (0, 2, 3, 4))
-    atom = [gemmi.cif.as_string(v) for v in table.column(1)]  # names such as "C1'" come quoted
-    xyz = np.column_stack([np.array(table.column(i), dtype=float) for i in (5, 6, 7)])
-    tokens = _Builder(xyz)
-    start = 0
-    for end in range(1, len(atom) + 1):
-        if end < len(atom) and (asym[end], seq[end], comp[end]) == (asym[start], seq[start], comp[start]):
-            continue
-        standard = group[start] == "ATOM" and comp[start] in AMINO_ACIDS | RNA | DNA
-        tokens.add_residue(asym[start], int(seq[start]), comp[start], atom[start:end], start, standard,
-                           hetero=group[start] == "HETATM")
-        start = end
-    return tokens.build(len(atom))
+    names = [gemmi.cif.as_string(v) for v in table.column(0)]  # names such as "C1'" come quoted
+    xyz = np.column_stack([np.array(table.column(i), dtype=float) for i in (1, 2, 3)])
+    return names, xyz
 
 
-class _Builder:
-    def __init__(self, xyz: np.ndarray) -> None:
-        self.xyz = xyz
-        self.chain_id: list[str] = []
-        self.residue_number: list[int] = []
-        self.residue_name: list[str] = []
-        self.atom_name: list[str | None] = []
-        self.atom_start: list[int] = []
-        self.positions: list[int] = []
-        self.chains: dict[str, dict] = {}
+def representative_offset(layout: TokenLayout, token: int, atoms: list[str]) -> int:
+    """Which of the token's atoms stands for it (see the module's docstring)."""
+    kind = layout.molecule_type[token]
+    if layout.atomized[token] or kind == "ligand":
+        return 0
+    wanted = ("CA" if layout.residue_name[token] == "GLY" else "CB") if kind == "protein" else "C1'"
+    return atoms.index(wanted) if wanted in atoms else 0
 
-    def add_residue(self, chain: str, number: int, name: str, atoms: list[str], first: int,
-                    standard: bool, hetero: bool) -> None:
-        info = self.chains.setdefault(chain, {"names": set(), "hetero": True, "residues": 0,
-                                              "atoms": 0, "first_atom": first})
-        info["names"].add(name)
-        info["hetero"] &= hetero
-        info["residues"] += 1
-        info["atoms"] += len(atoms)
-        if standard:
-            wanted = representative_atom(name)
-            self._token(chain, number, name, None, first,
-                        first + atoms.index(wanted) if wanted in atoms else first)
-        else:
-            for offset, atom in enumerate(atoms):
-                self._token(chain, number, name, atom, first + offset, first + offset)
 
-    def _token(self, chain: str, number: int, name: str, atom: str | None, start: int, rep: int) -> None:
-        self.chain_id.append(chain)
-        self.residue_number.append(number)
-        self.residue_name.append(name)
-        self.atom_name.append(atom)
-        self.atom_start.append(start)
-        self.positions.append(rep)
-
-    def build(self, n_atoms: int) -> Tokens:
-        chains, n_tokens = [], len(self.chain_id)
-        for chain, info in self.chains.items():
-            tokens = np.flatnonzero(np.array(self.chain_id) == chain) if n_tokens else np.zeros(0, int)
-            kind = molecule_type(info["names"], info["hetero"])
-            chains.append(Chain(chain, kind, info["atoms"] if kind == "ligand" else info["residues"],
-                                tokens, slice(info["first_atom"], info["first_atom"] + info["atoms"])))
-        return Tokens(self.chain_id, self.residue_number, self.residue_name, self.atom_name,
-                      np.array(self.atom_start, dtype=np.int64), self.xyz[self.positions], chains, n_atoms)
+def chain_tokens(layout: TokenLayout, ends: np.ndarray) -> list[ChainTokens]:
+    """The chains of the layout, in order of their first token."""
+    chain_ids = np.array(layout.chain_id)
+    chains = []
+    for chain in dict.fromkeys(layout.chain_id):
+        tokens = np.flatnonzero(chain_ids == chain)
+        kind = layout.molecule_type[tokens[0]]
+        first, last = layout.atom_start[tokens[0]], int(ends[tokens[-1]])
+        residues = {layout.residue_number[t] for t in tokens}
+        chains.append(ChainTokens(chain, kind, last - first if kind == "ligand" else len(residues),
+                                  tokens, slice(first, last)))
+    return chains

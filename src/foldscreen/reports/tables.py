@@ -1,5 +1,6 @@
-"""The screen's tables: every sample ranked, its chains, chain pairs and tokens, the best sample
-per query, and every failure. Columns, types and meanings: workflow/schemas/tables/*.yaml."""
+"""The screen's tables: every sample ranked (the one place samples are ranked), its chains, chain
+pairs and tokens, the best sample per query, and every failure. Columns, types and meanings:
+workflow/schemas/tables/*.yaml."""
 
 from __future__ import annotations
 
@@ -13,20 +14,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..queries.ingest import FAILURE_COLUMNS
+from ..contracts import FAILURE_COLUMNS, SCORE_COLUMNS
+from ..contracts.schema import table_schema
 from .interface import pair_scores
-from .schema import table_schema
 from .structure import Tokens
 
-# OpenFold3's aggregated confidence fields, in its order; the dict-valued ones are JSON text.
-SCORE_COLUMNS = ["sample_ranking_score", "iptm", "ptm", "avg_plddt", "gpde", "disorder", "has_clash"]
-JSON_COLUMNS = ["chain_ptm", "chain_pair_iptm", "bespoke_iptm"]
-# The inference stage's per-chunk table (inference/<chunk>.parquet).
-SAMPLE_COLUMNS = (
-    ["query_id", "seed", "sample", "rank", "n_tokens", "n_atoms"] + SCORE_COLUMNS + JSON_COLUMNS
-    + ["model_path", "confidences_path", "aggregated_path", "task_seconds",
-       "backend", "device", "weights", "demo_weights"]
-)
 SAMPLE_KEY = ["query_id", "seed", "sample", "rank"]
 
 
@@ -49,14 +41,14 @@ def rank_samples(samples: pd.DataFrame) -> pd.DataFrame:
         ascending=[True, False, True, True], kind="mergesort",
     ).reset_index(drop=True)
     ordered["rank"] = ordered.groupby("query_id").cumcount() + 1
-    return ordered[SAMPLE_COLUMNS]
+    return ordered
 
 
-def samples_table(inference: pd.DataFrame) -> pd.DataFrame:
-    """The samples table of a chunk: the inference table ranked, in the samples schema."""
-    ranked = rank_samples(inference)
-    ranked["has_clash"] = ranked["has_clash"].astype(float) > 0.5
-    return ranked[columns("samples")]
+def samples_table(ranked: pd.DataFrame) -> pd.DataFrame:
+    """The samples table of a chunk: its ranked inference table, in the samples schema."""
+    table = ranked.copy()
+    table["has_clash"] = table["has_clash"].astype(float) > 0.5
+    return table[columns("samples")]
 
 
 def sample_details(sample: dict[str, Any], tokens: Tokens, confidences: dict[str, Any]

@@ -1,4 +1,8 @@
-"""The written schemas of the screen's tables (workflow/schemas/tables/<table>.yaml)."""
+"""The written schemas of the screen's tables, and writing a table checked against its schema.
+
+The schemas are `workflow/schemas/tables/<table>.yaml`, shipped inside the package as
+`foldscreen/contracts/schemas/` (in the repository a link to `workflow/schemas/`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +21,7 @@ import yaml
 
 from ..io import atomic_path
 
-SCHEMA_DIR = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "tables"
-TABLES = ("samples", "queries", "chains", "chain_pairs", "residues", "failures")
+SCHEMAS = files(__package__) / "schemas"
 _TYPES = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_()}
 
 
@@ -39,7 +43,7 @@ class TableSchema:
 @cache
 def table_schema(name: str) -> TableSchema:
     """The schema of one table, read from its YAML file."""
-    spec = yaml.safe_load((SCHEMA_DIR / f"{name}.yaml").read_text())
+    spec = yaml.safe_load((SCHEMAS / "tables" / f"{name}.yaml").read_text())
     return TableSchema(name, tuple(spec["columns"]), spec)
 
 

@@ -1,4 +1,9 @@
-"""The normalised query record, the failure record, and what is derived from them."""
+"""The query record and its chains, and the failure row: what every stage reads and writes.
+
+A `Query` is what ingestion makes of one source query; its chains travel to the later stages in
+the `record` column of the ingest table (`chains_from_json`), and each becomes a chain entry of
+the OpenFold3 query JSON (`to_of3`). A `Failure` is one row of a failures table.
+"""
 
 from __future__ import annotations
 
@@ -123,16 +128,3 @@ def estimate_smiles_atoms(smiles: str) -> int:
     """Heavy-atom count of a SMILES string without parsing it (for planning chunks)."""
     atoms = _SMILES_ATOM.findall(smiles)
     return max(1, sum(1 for a in atoms if not re.fullmatch(r"\[\d*H[^a-z\]]*\]", a)))
-
-
-def chain_letters(n: int) -> list[str]:
-    """Chain ids A, B, ..., Z, AA, AB, ... for n chains."""
-    letters = []
-    for i in range(n):
-        name = ""
-        i += 1
-        while i:
-            i, rem = divmod(i - 1, 26)
-            name = chr(65 + rem) + name
-        letters.append(name)
-    return letters

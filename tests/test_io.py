@@ -1,0 +1,37 @@
+"""Atomic writes: whole files under their final names, readable as the umask says."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from foldscreen.contracts import FAILURE_COLUMNS
+from foldscreen.contracts.schema import write_table
+from foldscreen.io import atomic_write_json, fresh_dir, write_parquet
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_written_files_and_folders_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
+    failures = pd.DataFrame([["q", "s.csv:2", "ingest", "id", "why"]], columns=FAILURE_COLUMNS)
+    previous = os.umask(umask)
+    try:
+        atomic_write_json(tmp_path / "record.json", {"a": 1})
+        write_parquet(tmp_path / "ingest.parquet", failures)
+        write_table(tmp_path / "failures.parquet", failures, "failures")
+        folder = fresh_dir(tmp_path, ".seed_1.")
+    finally:
+        os.umask(previous)
+    for name in ("record.json", "ingest.parquet", "failures.parquet"):
+        assert mode(tmp_path / name) == file_mode, name
+    assert mode(folder) == dir_mode
+    assert pd.read_parquet(tmp_path / "failures.parquet").equals(failures)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["record.json", "ingest.parquet", "failures.parquet", folder.name])  # no temporary left
