@@ -88,6 +88,7 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
                 log.info("%s seed %s: already done, skipped", query_id, seed)
                 rows[query_id, seed] = sample_rows(record, folder)
     workers = featurise_workers(settings, backend) if pending else 0
+    started, model_seconds = time.perf_counter(), 0.0
     for (query_id, seed, folder, task_digest), get_batch in featurised(pending, workers):
         try:
             record = predict_task(backend.get(), query_id, get_batch, seed, folder, task_digest,
@@ -101,6 +102,11 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
             del rows[query_id, seed]
             continue
         rows[query_id, seed] = sample_rows(record, folder)
+        model_seconds += record["timings"]["model_s"]
+    if pending:
+        wall = time.perf_counter() - started
+        log.info("%d tasks in %.1f s; the model ran %.0f%% of it (featurised by %d worker processes)",
+                 len(pending), wall, 100 * model_seconds / max(wall, 1e-9), workers)
     samples = [row for task_rows in rows.values() for row in task_rows]
     write_parquet(out_samples, pd.DataFrame(samples, columns=INFERENCE_COLUMNS))
     write_parquet(out_failures, pd.DataFrame(failures, columns=FAILURE_COLUMNS))
