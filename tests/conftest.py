@@ -45,8 +45,7 @@ def make_screen(folder: Path, **inference) -> Path:
 
 def snakemake_cmd(folder: Path, *args: str) -> list[str]:
     return [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(folder),
-            "--configfile", str(folder / "config.yaml"),
-            "--profile", str(REPO / "workflow" / "profiles" / "default"), *args]
+            "--configfile", str(folder / "config.yaml"), *args]
 
 
 def run_snakemake(folder: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import tomllib
 import yaml
-from conftest import REPO, SNAKEMAKE, make_screen, run_snakemake
+from conftest import REPO, SNAKEMAKE, make_screen, run_snakemake, snakemake_cmd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -50,6 +50,19 @@ def test_workflow_refuses_broken_config_before_running(tmp_path):
     message = result.stdout + result.stderr
     assert "['inference']['samples']" in message and "less than the minimum of 1" in message
     assert not (folder / "results").exists()
+
+
+def test_the_workflow_profile_applies_without_flags(tmp_path):
+    """profiles/default beside the Snakefile: greedy scheduler, keep-going, rerun-incomplete, retries."""
+    folder = make_screen(tmp_path)
+    # from the repository (profiles/default under the current folder) or elsewhere (beside the Snakefile)
+    for cwd, found in ((REPO, "profiles/default"), (folder, REPO / "profiles" / "default")):
+        result = subprocess.run(snakemake_cmd(folder, "-n"), cwd=cwd, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert f"Using workflow specific profile {found} for setting" in result.stderr
+    settings = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
+    assert settings["rerun-incomplete"] and settings["keep-going"] and settings["retries"] >= 1
+    assert settings["scheduler"] == "greedy"
 
 
 def test_lint_is_clean():
