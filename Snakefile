@@ -17,6 +17,10 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 
 
+onstart:
+    check_weights_once()
+
+
 rule all:
     input:
         final_tables(),

@@ -44,8 +44,9 @@ def make_screen(folder: Path, **inference) -> Path:
 
 
 def snakemake_cmd(folder: Path, *args: str) -> list[str]:
-    return [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(folder),
-            "--configfile", str(folder / "config.yaml"), *args]
+    # --configfile takes several files: an option must follow it, or targets become config files
+    return [*SNAKEMAKE, "--configfile", str(folder / "config.yaml"), "--snakefile", str(REPO / "Snakefile"),
+            "--directory", str(folder), *args]
 
 
 def run_snakemake(folder: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

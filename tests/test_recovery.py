@@ -47,8 +47,10 @@ def group_busy(pgid: int, leader: int) -> bool:
     return False
 
 
-def kill_when_done_but_unrecorded(folder: Path, log: Path, timeout: float = 300) -> None:
-    """Run the workflow; once the job writing `log` runs, freeze snakemake, let the job end, kill all."""
+def kill_at(folder: Path, log: Path, unrecorded: bool, timeout: float = 300) -> None:
+    """Run the workflow and SIGKILL it all once the job writing `log` runs: at once, or, when
+    `unrecorded`, after freezing snakemake and letting the job finish and write its output."""
+    log.unlink(missing_ok=True)  # the job's own log: it appears when the job has started
     stderr = folder / "snakemake.stderr"
     with stderr.open("w") as sink:
         process = subprocess.Popen(snakemake_cmd(folder, "--cores", "2"), start_new_session=True,
@@ -58,10 +60,11 @@ def kill_when_done_but_unrecorded(folder: Path, log: Path, timeout: float = 300)
         assert time.time() < deadline and process.poll() is None, \
             f"{log} never started:\n{stderr.read_text()[-3000:]}"
         time.sleep(0.01)
-    os.kill(process.pid, signal.SIGSTOP)  # snakemake can record nothing from here on
-    while group_busy(process.pid, process.pid):
-        assert time.time() < deadline, "the job never finished"
-        time.sleep(0.05)
+    if unrecorded:
+        os.kill(process.pid, signal.SIGSTOP)  # snakemake can record nothing from here on
+        while group_busy(process.pid, process.pid):
+            assert time.time() < deadline, "the job never finished"
+            time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
 
@@ -86,13 +89,15 @@ def assert_every_file_reads(out: Path) -> None:
 
 
 @pytest.mark.slow
-def test_kill_at_each_stage_with_output_complete_but_unrecorded_then_unlock_and_rerun(tmp_path):
+def test_kill_at_each_stage_mid_job_and_output_complete_but_unrecorded_then_unlock_and_rerun(tmp_path):
     folder = make_screen(tmp_path / "killed")
     for stage, (log, output) in STAGES.items():
-        kill_when_done_but_unrecorded(folder, folder / OUT / log)
+        kill_at(folder, folder / OUT / log, unrecorded=False)  # in the middle of the job
+        run_snakemake(folder, "--unlock")  # the README's recovery; the next kill runs again
+        kill_at(folder, folder / OUT / log, unrecorded=True)
         assert (folder / OUT / output).is_file(), f"{stage}: the job's output is complete"
         assert incomplete_marker(folder, OUT / output).is_file(), f"{stage}: ... but not recorded"
-        run_snakemake(folder, "--unlock")  # the README's recovery; the next kill runs again
+        run_snakemake(folder, "--unlock")
     run_snakemake(folder, "--cores", "2")
 
     out = folder / OUT

@@ -1,6 +1,11 @@
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from foldscreen.plan import plan_screen
+from foldscreen.inference.preflight import WeightsRefused, check_weights
+from foldscreen.inference.settings import InferenceSettings
+from foldscreen.plan import PlanError, plan_screen
 from foldscreen.reports.aggregate import PARTS as TABLE_PARTS, TABLES as REPORT_TABLES
 from foldscreen.reports.metadata import config_sha256
 
@@ -8,7 +13,12 @@ from foldscreen.reports.metadata import config_sha256
 validate(config, "../schemas/config.schema.yaml")
 
 OUT = f"{config['results']}/{config['screen']}"
-CHUNKS = {chunk.name: chunk for chunk in plan_screen(config)}
+try:
+    CHUNKS = {chunk.name: chunk for chunk in plan_screen(config)}
+except PlanError as error:
+    raise WorkflowError(str(error)) from None
+
+WEIGHTS = InferenceSettings.from_config(config["inference"])
 
 
 wildcard_constraints:
@@ -18,6 +28,19 @@ wildcard_constraints:
 def chunk_bounds(wildcards):
     chunk = CHUNKS[wildcards.chunk]
     return {"start": chunk.start, "end": chunk.end, "digest": chunk.digest}
+
+
+def check_weights_once():
+    """Stop the run, naming inference.weights, if it has inference to do and the weights are bad.
+
+    Called on start (after the DAG is built, before any job; not in dry runs), so that a run
+    that only aligns (`snakemake msa`, on a node without the weights) does not need them.
+    """
+    if any(job.rule.name == "inference_chunk" for job in workflow.dag.needrun_jobs()):
+        try:
+            check_weights(WEIGHTS, Path(OUT) / "plan")
+        except WeightsRefused as error:
+            raise WorkflowError(str(error)) from None
 
 
 def chunk_mem_mb(wildcards, attempt):
@@ -34,6 +57,24 @@ def final_tables():
     return expand(f"{OUT}/{{table}}.parquet", table=REPORT_TABLES)
 
 
+# Settings that decide how a job runs, never what it writes. They stay out of `params` (Snakemake
+# reruns a job whose params changed) and out of the config digest; the scripts read them from
+# the config. Moving a screen from a CPU node to a GPU node reruns nothing.
+RUNTIME_SETTINGS = {"inference": ("threads", "device", "model_chunk_size")}
+# Settings that cut the screen into chunks: each chunk's digest already covers what they change.
+CHUNKING_SETTINGS = {"inference": ("chunk_size", "token_budget")}
+
+
+def job_settings(section):
+    """The settings of a config section that its jobs' outputs depend on: the rule's params."""
+    left_out = RUNTIME_SETTINGS.get(section, ()) + CHUNKING_SETTINGS.get(section, ())
+    return {k: v for k, v in config[section].items() if k not in left_out}
+
+
 def config_digest():
-    """Digest of the whole configuration, kept in every table's metadata."""
-    return config_sha256(config)
+    """Digest of the configuration but its runtime settings, kept in every table's metadata."""
+    kept = {
+        section: {k: v for k, v in config[section].items() if k not in keys}
+        for section, keys in RUNTIME_SETTINGS.items()
+    }
+    return config_sha256({**config, **kept})

@@ -7,7 +7,7 @@ rule inference_chunk:
         samples=f"{OUT}/inference/{{chunk}}.parquet",
         failures=f"{OUT}/inference/{{chunk}}.failures.parquet",
     params:
-        settings={k: v for k, v in config["inference"].items() if k not in ("chunk_size", "token_budget")},
+        settings=job_settings("inference"),
         predictions=f"{OUT}/predictions",
     threads: config["inference"]["threads"]
     resources:

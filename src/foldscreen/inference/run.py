@@ -19,7 +19,7 @@ from ..queries.ingest import FAILURE_COLUMNS, load_queries
 from ..queries.records import Chain
 from ..reports.tables import JSON_COLUMNS, SAMPLE_COLUMNS, SCORE_COLUMNS, rank_samples
 from . import tasks
-from .backend import Backend, BackendUnavailable, load_backend
+from .backend import Backend, load_backend
 from .featurise import featurise, query_set, silence_known_warnings
 from .model_config import model_config
 from .outputs import sample_summaries, write_outputs
@@ -73,11 +73,9 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
             folder = tasks.task_dir(predictions, query_id, seed)
             record = tasks.completed_record(folder, task_digest)
             if record is None:
+                model = backend.get()  # weights that cannot load fail the job, not each task
                 try:
-                    record = predict_task(backend.get(), query_id, chains, main, seed, folder, task_digest,
-                                          paired)
-                except BackendUnavailable:
-                    raise  # the configuration is wrong for every task: fail the job
+                    record = predict_task(model, query_id, chains, main, seed, folder, task_digest, paired)
                 except Exception as err:  # one bad task never stops the chunk
                     log.error("%s seed %s failed:\n%s", query_id, seed, traceback.format_exc())
                     failures.append({"query_id": query_id, "source": "", "stage": "inference",
