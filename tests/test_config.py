@@ -52,6 +52,16 @@ def test_workflow_refuses_broken_config_before_running(tmp_path):
     assert not (folder / "results").exists()
 
 
+def test_a_missing_queries_file_is_named_under_its_key(tmp_path):
+    folder = make_screen(tmp_path)
+    (folder / "queries.csv").unlink()
+    result = run_snakemake(folder, "-n", check=False)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert f"queries: no such file queries.csv (relative paths start at {folder})" in message
+    assert "FileNotFoundError" not in message and len(message.splitlines()) < 6
+
+
 def test_the_workflow_profile_applies_without_flags(tmp_path):
     """profiles/default beside the Snakefile: greedy scheduler, keep-going, rerun-incomplete, retries."""
     folder = make_screen(tmp_path)
