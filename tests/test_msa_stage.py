@@ -196,6 +196,45 @@ def test_workflow_with_the_server_predicts_with_its_alignments(tmp_path):
         assert server.counts["sequences"] > sent and server.counts["pair"] == 1
 
 
+def dimer_paired(out: Path) -> pd.Series:
+    msa = pd.read_parquet(out / "msa" / "chunk_00000.parquet")
+    return msa.loc[msa["query_id"] == "dimer", "paired_path"]
+
+
+@pytest.mark.slow
+def test_a_rerun_asks_again_for_exactly_the_failed_alignments_and_predicts_their_queries(tmp_path):
+    sheet = SHEET + "lone,MADEKPEPTIDEHERE,protein,1,\n"  # chunks: mono+dimer, refused+homodimer, lone
+    with serve() as server:
+        server.script("ERROR", sequences=[REFUSED])
+        server.script("ERROR", endpoint="pair")
+        folder = server_screen(tmp_path / "screen", server.url)
+        (folder / "queries.csv").write_text(sheet)
+        run_snakemake(folder, "--cores", "2")
+        out = folder / "results" / "test"
+        queries = pd.read_parquet(out / "queries.parquet")
+        assert dict(zip(queries["query_id"], queries["status"]))["refused"] == "failed"
+        assert dimer_paired(out).isna().all()
+        lone = (out / "msa" / "chunk_00002.parquet").stat().st_mtime_ns
+        sent, before = len(server.received), dict(server.counts)
+
+        server.heal()
+        run_snakemake(folder, "--cores", "2")
+        asked = {key: server.counts[key] - before.get(key, 0)
+                 for key in ("msa_sequences", "pair", "pair_sequences")}
+        assert asked == {"msa_sequences": 1, "pair": 1, "pair_sequences": 2}  # the refused chain, the pairing
+        assert sorted(server.received[sent:]) == sorted([REFUSED, "GSHMKELEEKLRKL", "MKTAYIAKQRQISFVKSHFS"])
+        queries = pd.read_parquet(out / "queries.parquet")
+        assert set(queries["status"]) == {"predicted"} and len(queries) == 5
+        assert dimer_paired(out).notna().all()
+        assert (out / "msa" / "chunk_00002.parquet").stat().st_mtime_ns == lone  # had no failure
+        samples = pd.read_parquet(out / "samples.parquet")
+        assert set(samples["query_id"]) == {"mono", "dimer", "refused", "homodimer", "lone"}
+        assert pd.read_parquet(out / "failures.parquet").empty
+
+        assert "Nothing to be done" in run_snakemake(folder, "-n").stdout  # no failure left
+        assert len(server.received) == sent + 3
+
+
 @pytest.mark.slow
 def test_killing_an_msa_job_mid_download_leaves_no_entry(tmp_path):
     with serve(slow_seconds=30) as server:

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -41,6 +42,24 @@ def check_weights_once():
             check_weights(WEIGHTS, Path(OUT) / "plan")
         except WeightsRefused as error:
             raise WorkflowError(str(error)) from None
+
+
+def msa_failures_record(wildcards):
+    """The record of the chunk's failed alignments, written by its msa job after its table."""
+    return f"{OUT}/msa/{wildcards.chunk}.failed.json"
+
+
+def msa_failed_runs(wildcards):
+    """How many runs of the chunk's msa job ended with failures, from its last record (0: none yet).
+
+    A param of the job: it grows after a run with failures, so that the next run redoes the job;
+    after a run without failures it stays, so that the run after that has nothing to do.
+    """
+    try:
+        with open(msa_failures_record(wildcards)) as record:
+            return json.load(record)["failed_runs"]
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def chunk_mem_mb(wildcards, attempt):
