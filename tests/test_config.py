@@ -75,6 +75,15 @@ def test_the_workflow_profile_applies_without_flags(tmp_path):
     assert settings["scheduler"] == "greedy"
 
 
+def test_install_and_ci_agree_with_the_tests_on_the_debian_tools():
+    from conftest import DEBIAN_TOOLS
+
+    install = (REPO / "install.sh").read_text()
+    (packages,) = re.findall(r'^DEBS="([^"]+)"$', install, flags=re.M)
+    assert sorted(packages.split()) == sorted(DEBIAN_TOOLS.values())
+    assert "FOLDSCREEN_REQUIRE_TOOLS=1 python -m pytest" in (REPO / ".ci" / "run").read_text()
+
+
 def test_lint_is_clean():
     result = subprocess.run([*SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
