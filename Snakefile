@@ -22,10 +22,10 @@ onstart:
 
 
 rule all:
+    default_target: True
     input:
         final_tables(),
         f"{OUT}/report.html",
-    default_target: True
 
 
 rule msa:

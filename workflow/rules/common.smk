@@ -10,7 +10,6 @@ from foldscreen.plan import PlanError, plan_screen
 from foldscreen.reports.aggregate import PARTS as TABLE_PARTS, TABLES as REPORT_TABLES
 from foldscreen.reports.metadata import config_sha256
 
-
 validate(config, "../schemas/config.schema.yaml")
 
 OUT = f"{config['results']}/{config['screen']}"
