@@ -112,6 +112,25 @@ def test_a_sequence_the_server_refuses_fails_only_its_query_and_is_not_cached(tm
     assert len(entries(tmp_path)) == 1
 
 
+def test_the_retry_record_counts_runs_with_failed_alignments_or_pairings(tmp_path):
+    from foldscreen.msa import retry_record
+
+    good, bad = "MKTAYIAKQRQISFVKSHFS", "GSWTWENGKWTWKWWKE"
+    with serve() as server:
+        server.script("ERROR", sequences=[bad])
+        server.script("ERROR", endpoint="pair")
+        settings = server_settings(tmp_path, server.url)
+        pair = (protein(good), protein("GSHMKELEEKLRKL", ("B",)))
+        record = retry_record(build_msas([("bad", (protein(bad),)), ("pair", pair)], settings), 2)
+        assert record["failed_runs"] == 3
+        assert [line.split(":")[0] for line in record["failed"]] == ["bad chain A", "pair chain A",
+                                                                     "pair chain B"]
+        server.heal()
+        clean = {"failed_runs": 3, "failed": []}
+        assert retry_record(build_msas([("good", (protein(good),))], settings), 3) == clean
+    assert retry_record(build_msas([], settings), 1) == {"failed_runs": 1, "failed": []}  # only bad queries
+
+
 def test_a_failed_pairing_leaves_the_query_unpaired_with_a_note(tmp_path):
     first, second = "MKTAYIAKQRQISFVKSHFS", "GSWTWENGKWTWKWWKE"
     with serve() as server:

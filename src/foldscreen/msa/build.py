@@ -97,7 +97,8 @@ def build_msa_table(queries_table: Path, settings: MsaSettings | Mapping[str, An
 def retry_record(table: pd.DataFrame, failed_runs: int) -> dict[str, Any]:
     """What the next run needs: how many runs of the chunk ended with failed alignments or
     pairings (`failed_runs` before this one), and which failed this time."""
-    failed = table[(table["status"] == "failed") | table["reason"].str.startswith(UNPAIRED)]
+    unpaired = table["reason"].astype(str).str.startswith(UNPAIRED)  # str: an empty table's is float
+    failed = table[(table["status"] == "failed") | unpaired]
     return {"failed_runs": failed_runs + int(not failed.empty),
             "failed": [f"{row.query_id} chain {row.chain_ids}: {row.reason}" for row in failed.itertuples()]}
 
