@@ -18,8 +18,6 @@ try:
 except PlanError as error:
     raise WorkflowError(str(error)) from None
 
-WEIGHTS = InferenceSettings.from_config(config["inference"])
-
 
 wildcard_constraints:
     chunk=r"chunk_\d+",
@@ -38,7 +36,9 @@ def check_weights_once():
     """
     if any(job.rule.name == "inference_chunk" for job in workflow.dag.needrun_jobs()):
         try:
-            check_weights(WEIGHTS, Path(OUT) / "plan")
+            check_weights(
+                InferenceSettings.from_config(config["inference"]), Path(OUT) / "plan"
+            )
         except WeightsRefused as error:
             raise WorkflowError(str(error)) from None
 
