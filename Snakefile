@@ -17,11 +17,15 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 
 
+onstart:
+    check_weights_once()
+
+
 rule all:
+    default_target: True
     input:
         final_tables(),
         f"{OUT}/report.html",
-    default_target: True
 
 
 rule msa:

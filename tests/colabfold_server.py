@@ -10,7 +10,7 @@ The server counts what it receives (`counts`: submit, msa, pair, status, downloa
 msa_sequences, pair_sequences), keeps every request's headers (`headers`), every posted sequence
 (`received`), the modes asked for (`modes`) and the most tickets open at once (`max_open`; a
 ticket is open from submission to its download). `script(answer, on=..., sequences=...,
-times=...)` makes it misbehave.
+times=..., endpoint=...)` makes it misbehave, `heal()` makes it behave again.
 """
 
 from __future__ import annotations
@@ -119,6 +119,7 @@ class Rule:
     on: str
     sequences: frozenset[str] | None
     times: int | None
+    endpoint: str | None = None
 
 
 @dataclass
@@ -154,20 +155,27 @@ class MockColabFold:
         self._lock = threading.Lock()
 
     def script(self, answer: str, *, on: str | None = None, sequences: list[str] | None = None,
-               times: int | None = None) -> None:
+               times: int | None = None, endpoint: str | None = None) -> None:
         """Answer `answer` (see ANSWERS) `times` times (None: always) to requests at `on`
-        (submit / status / download) whose ticket holds any of `sequences` (None: any)."""
+        (submit / status / download) whose ticket holds any of `sequences` (None: any) and, if
+        given, was sent to `endpoint` (msa or pair)."""
         if answer not in ANSWERS:
             raise ValueError(f"unknown answer {answer!r}")
-        rule = Rule(answer, on or ANSWERS[answer], frozenset(sequences) if sequences else None, times)
+        rule = Rule(answer, on or ANSWERS[answer], frozenset(sequences) if sequences else None, times,
+                    endpoint)
         with self._lock:
             self._rules.append(rule)
 
-    def take(self, on: str, sequences: list[str]) -> str | None:
+    def heal(self) -> None:
+        """Forget every scripted answer: the server behaves from now on."""
+        with self._lock:
+            self._rules.clear()
+
+    def take(self, on: str, sequences: list[str], endpoint: str) -> str | None:
         """The scripted answer for this request, if any (used up once)."""
         with self._lock:
             for rule in self._rules:
-                if rule.on != on or rule.times == 0:
+                if rule.on != on or rule.times == 0 or rule.endpoint not in (None, endpoint):
                     continue
                 if rule.sequences is not None and not rule.sequences & set(sequences):
                     continue
@@ -239,9 +247,9 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return path[len(mock.prefix):]
 
-    def _misbehave(self, on: str, sequences: list[str]) -> str | None:
+    def _misbehave(self, on: str, sequences: list[str], endpoint: str) -> str | None:
         """Apply a scripted answer; return it unless the request is answered already."""
-        answer = self.server.mock.take(on, sequences)
+        answer = self.server.mock.take(on, sequences, endpoint)
         if answer == "slow":
             time.sleep(self.server.mock.slow_seconds)
             return None
@@ -268,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
             mock.counts[f"{endpoint}_sequences"] += len(sequences)
             mock.received += sequences
             mock.modes.append(mode)
-        answer = self._misbehave("submit", sequences)
+        answer = self._misbehave("submit", sequences, endpoint)
         if answer == "http500":
             return
         if answer in ("RATELIMIT", "UNKNOWN", "MAINTENANCE", "ERROR"):
@@ -300,7 +308,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._reply(400, b"unknown ticket", "text/plain")
             return
-        answer = self._misbehave(on, [sequence for _, sequence in ticket.entries])
+        answer = self._misbehave(on, [sequence for _, sequence in ticket.entries], ticket.endpoint)
         if answer == "http500":
             return
         if on == "status":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,35 @@ with_ligand,GSWTWENGKWTWK,protein,1,CC(=O)OC1=CC=CC=C1C(=O)O
 bad_letters,MKTJZQLL,protein,1,
 bad_smiles,GSWTWENGK,protein,1,C1CC(
 """
+
+
+# The Debian tools some tests run, and their packages. ./install.sh installs them where it can (as
+# root, with apt-get); elsewhere the tests that need one skip, naming it and how to install it.
+# CI sets FOLDSCREEN_REQUIRE_TOOLS=1 (.ci/run): there they run, and fail if a tool is missing.
+DEBIAN_TOOLS = {"mmseqs": "mmseqs2", "jackhmmer": "hmmer", "chromium": "chromium",
+                "chromedriver": "chromium-driver"}
+
+
+def missing_tools(*tools: str) -> str | None:
+    """Why tests that run `tools` cannot, or None when they can (or must, under CI)."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if not missing or os.environ.get("FOLDSCREEN_REQUIRE_TOOLS"):
+        return None
+    packages = " ".join(DEBIAN_TOOLS[tool] for tool in missing)
+    return f"needs {', '.join(missing)} on PATH: apt-get install {packages} (as root; ./install.sh does it)"
+
+
+def needs(*tools: str) -> pytest.MarkDecorator:
+    """Mark a test (or a parameter) that runs these Debian tools."""
+    reason = missing_tools(*tools)
+    return pytest.mark.skipif(reason is not None, reason=reason or "")
+
+
+def require(*tools: str) -> None:
+    """In a fixture: skip the tests that use it when these Debian tools are missing."""
+    reason = missing_tools(*tools)
+    if reason is not None:
+        pytest.skip(reason)
 
 
 def screen_config(folder: Path, **inference) -> dict:
@@ -44,9 +74,9 @@ def make_screen(folder: Path, **inference) -> Path:
 
 
 def snakemake_cmd(folder: Path, *args: str) -> list[str]:
-    return [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(folder),
-            "--configfile", str(folder / "config.yaml"),
-            "--profile", str(REPO / "workflow" / "profiles" / "default"), *args]
+    # --configfile takes several files: an option must follow it, or targets become config files
+    return [*SNAKEMAKE, "--configfile", str(folder / "config.yaml"), "--snakefile", str(REPO / "Snakefile"),
+            "--directory", str(folder), *args]
 
 
 def run_snakemake(folder: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

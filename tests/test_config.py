@@ -9,7 +9,7 @@ import sys
 import pytest
 import tomllib
 import yaml
-from conftest import REPO, SNAKEMAKE, make_screen, run_snakemake
+from conftest import REPO, SNAKEMAKE, make_screen, run_snakemake, snakemake_cmd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -53,10 +53,48 @@ def test_workflow_refuses_broken_config_before_running(tmp_path):
     assert not (folder / "results").exists()
 
 
+def test_a_missing_queries_file_is_named_under_its_key(tmp_path):
+    folder = make_screen(tmp_path)
+    (folder / "queries.csv").unlink()
+    result = run_snakemake(folder, "-n", check=False)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert f"queries: no such file queries.csv (relative paths start at {folder})" in message
+    assert "FileNotFoundError" not in message and len(message.splitlines()) < 6
+
+
+def test_the_workflow_profile_applies_without_flags(tmp_path):
+    """profiles/default beside the Snakefile: greedy scheduler, keep-going, rerun-incomplete, retries."""
+    folder = make_screen(tmp_path)
+    # from the repository (profiles/default under the current folder) or elsewhere (beside the Snakefile)
+    for cwd, found in ((REPO, "profiles/default"), (folder, REPO / "profiles" / "default")):
+        result = subprocess.run(snakemake_cmd(folder, "-n"), cwd=cwd, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert f"Using workflow specific profile {found} for setting" in result.stderr
+    settings = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
+    assert settings["rerun-incomplete"] and settings["keep-going"] and settings["retries"] >= 1
+    assert settings["scheduler"] == "greedy"
+
+
+def test_install_and_ci_agree_with_the_tests_on_the_debian_tools():
+    from conftest import DEBIAN_TOOLS
+
+    install = (REPO / "install.sh").read_text()
+    (packages,) = re.findall(r'^DEBS="([^"]+)"$', install, flags=re.M)
+    assert sorted(packages.split()) == sorted(DEBIAN_TOOLS.values())
+    assert "FOLDSCREEN_REQUIRE_TOOLS=1 python -m pytest" in (REPO / ".ci" / "run").read_text()
+
+
 def test_lint_is_clean():
     result = subprocess.run([*SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_rules_are_snakefmt_clean():
+    command = [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def _name(requirement: str) -> str:

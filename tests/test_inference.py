@@ -114,6 +114,19 @@ def test_same_query_and_seed_give_identical_files(screen, tmp_path, backend):
 
 
 @pytest.mark.parametrize("backend", ["mlx", "torch"])
+def test_weights_that_cannot_load_fail_the_chunk_once_not_each_task(screen, tmp_path, backend):
+    from foldscreen.model.weights import CheckpointError
+
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint" * 100)
+    settings = InferenceSettings(backend=backend, weights=str(corrupt), seeds=(1, 2), threads=1)
+    with pytest.raises(CheckpointError, match="is not a PyTorch checkpoint"):
+        run_chunk(screen / "ingest" / "all.parquet", screen / "msa" / "all.parquet", settings,
+                  tmp_path / "predictions", tmp_path / "s.parquet", tmp_path / "f.parquet")
+    assert not (tmp_path / "f.parquet").exists()  # no failure row per task: the job fails
+
+
+@pytest.mark.parametrize("backend", ["mlx", "torch"])
 def test_missing_weights_file_is_a_clear_error(tmp_path, backend):
     from foldscreen.inference.model_config import model_config
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import needs
 
 from foldscreen.contracts import Chain
 from foldscreen.msa import MsaSettings, build_msas, cache
@@ -174,7 +174,7 @@ def test_fill_caches_only_what_was_fetched_whole(tmp_path):
     assert cache.present(tmp_path, "src", wanted) == {"aa" + "1" * 62}
 
 
-@pytest.mark.skipif(not shutil.which("mmseqs"), reason="needs mmseqs (Debian package mmseqs2)")
+@needs("mmseqs")
 def test_local_mode_searches_proteins_once_and_pairs_heteromers_by_species(tmp_path):
     from msa_data import tiny_database
 

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import needs
 from msa_data import TinyDatabase, expandable_database, tiny_database
 
 from foldscreen.msa.formats import match_columns, parse_a3m, read_alignment, stockholm_to_a3m
@@ -15,7 +16,7 @@ from foldscreen.msa.local import LocalSettings, mmseqs_database, search_unpaired
 from foldscreen.msa.pairing import pair_by_species, species
 from foldscreen.msa.results import NoAlignment
 
-TOOLS = ["mmseqs2", "jackhmmer"]
+TOOLS = [pytest.param("mmseqs2", marks=needs("mmseqs")), pytest.param("jackhmmer", marks=needs("jackhmmer"))]
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +79,7 @@ def test_several_databases_are_merged_without_duplicate_rows(tool, tiny, tmp_pat
     assert rows[names.index("X99999") + 1][1] == tiny.queries[0][:40] + "-" * 30
 
 
+@needs("mmseqs")
 def test_mmseqs_expands_colabfold_style_databases(tiny, tmp_path):
     """Only cluster representatives are searched; their members come from `<db>_seq` / `<db>_aln`."""
     db = expandable_database(tiny, tmp_path / "expandable")
@@ -94,6 +96,7 @@ def test_mmseqs_expands_colabfold_style_databases(tiny, tmp_path):
     assert LocalSettings("mmseqs2", (db,), iterations=2).database_version != version
 
 
+@needs("mmseqs")
 def test_mmseqs_taxonomy_database_gives_species_to_plain_headers(tiny, tmp_path):
     """A database with `mmseqs createtaxdb` taxonomy: rows get `TaxID=` from it, for pairing."""
     dump = tmp_path / "taxdump"
@@ -148,6 +151,7 @@ def test_database_version_follows_the_files_and_parameters(tiny, tmp_path):
     assert "copy.fasta version 2026_01" in LocalSettings("jackhmmer", (copy,)).database_version
 
 
+@needs("mmseqs", "jackhmmer")
 def test_errors_become_failures_with_clear_reasons(tiny, tmp_path, monkeypatch):
     garbage = tmp_path / "garbage.fasta"
     garbage.write_text("this is not a sequence file\n")
@@ -276,6 +280,7 @@ def test_openfold3_featurises_the_searched_alignment(searched, tiny, tmp_path):
     assert batch["has_deletion"][0, row].sum() == 1  # the four inserted residues sit before one column
 
 
+@needs("jackhmmer")
 def test_openfold3_featurises_species_paired_alignments(tiny, tmp_path):
     first, second = tiny.queries[:2]
     alignments = search_unpaired(LocalSettings("jackhmmer", (tiny.fasta,)), [first, second], tmp_path)

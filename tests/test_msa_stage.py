@@ -112,6 +112,25 @@ def test_a_sequence_the_server_refuses_fails_only_its_query_and_is_not_cached(tm
     assert len(entries(tmp_path)) == 1
 
 
+def test_the_retry_record_counts_runs_with_failed_alignments_or_pairings(tmp_path):
+    from foldscreen.msa import retry_record
+
+    good, bad = "MKTAYIAKQRQISFVKSHFS", "GSWTWENGKWTWKWWKE"
+    with serve() as server:
+        server.script("ERROR", sequences=[bad])
+        server.script("ERROR", endpoint="pair")
+        settings = server_settings(tmp_path, server.url)
+        pair = (protein(good), protein("GSHMKELEEKLRKL", ("B",)))
+        record = retry_record(build_msas([("bad", (protein(bad),)), ("pair", pair)], settings), 2)
+        assert record["failed_runs"] == 3
+        assert [line.split(":")[0] for line in record["failed"]] == ["bad chain A", "pair chain A",
+                                                                     "pair chain B"]
+        server.heal()
+        clean = {"failed_runs": 3, "failed": []}
+        assert retry_record(build_msas([("good", (protein(good),))], settings), 3) == clean
+    assert retry_record(build_msas([], settings), 1) == {"failed_runs": 1, "failed": []}  # only bad queries
+
+
 def test_a_failed_pairing_leaves_the_query_unpaired_with_a_note(tmp_path):
     first, second = "MKTAYIAKQRQISFVKSHFS", "GSWTWENGKWTWKWWKE"
     with serve() as server:
@@ -194,6 +213,45 @@ def test_workflow_with_the_server_predicts_with_its_alignments(tmp_path):
         run_snakemake(other, "msa", "--cores", "2")
         assert server.received[sent:] == [REFUSED] * (server.counts["sequences"] - sent)
         assert server.counts["sequences"] > sent and server.counts["pair"] == 1
+
+
+def dimer_paired(out: Path) -> pd.Series:
+    msa = pd.read_parquet(out / "msa" / "chunk_00000.parquet")
+    return msa.loc[msa["query_id"] == "dimer", "paired_path"]
+
+
+@pytest.mark.slow
+def test_a_rerun_asks_again_for_exactly_the_failed_alignments_and_predicts_their_queries(tmp_path):
+    sheet = SHEET + "lone,MADEKPEPTIDEHERE,protein,1,\n"  # chunks: mono+dimer, refused+homodimer, lone
+    with serve() as server:
+        server.script("ERROR", sequences=[REFUSED])
+        server.script("ERROR", endpoint="pair")
+        folder = server_screen(tmp_path / "screen", server.url)
+        (folder / "queries.csv").write_text(sheet)
+        run_snakemake(folder, "--cores", "2")
+        out = folder / "results" / "test"
+        queries = pd.read_parquet(out / "queries.parquet")
+        assert dict(zip(queries["query_id"], queries["status"]))["refused"] == "failed"
+        assert dimer_paired(out).isna().all()
+        lone = (out / "msa" / "chunk_00002.parquet").stat().st_mtime_ns
+        sent, before = len(server.received), dict(server.counts)
+
+        server.heal()
+        run_snakemake(folder, "--cores", "2")
+        asked = {key: server.counts[key] - before.get(key, 0)
+                 for key in ("msa_sequences", "pair", "pair_sequences")}
+        assert asked == {"msa_sequences": 1, "pair": 1, "pair_sequences": 2}  # the refused chain, the pairing
+        assert sorted(server.received[sent:]) == sorted([REFUSED, "GSHMKELEEKLRKL", "MKTAYIAKQRQISFVKSHFS"])
+        queries = pd.read_parquet(out / "queries.parquet")
+        assert set(queries["status"]) == {"predicted"} and len(queries) == 5
+        assert dimer_paired(out).notna().all()
+        assert (out / "msa" / "chunk_00002.parquet").stat().st_mtime_ns == lone  # had no failure
+        samples = pd.read_parquet(out / "samples.parquet")
+        assert set(samples["query_id"]) == {"mono", "dimer", "refused", "homodimer", "lone"}
+        assert pd.read_parquet(out / "failures.parquet").empty
+
+        assert "Nothing to be done" in run_snakemake(folder, "-n").stdout  # no failure left
+        assert len(server.received) == sent + 3
 
 
 @pytest.mark.slow

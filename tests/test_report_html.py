@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_snakemake
+from conftest import require, run_snakemake
 
 from foldscreen.cli import main
 from foldscreen.reports.figures import PAE_HIGH, PAE_LOW, PAE_MAX, heatmap_png
@@ -20,7 +20,6 @@ from foldscreen.reports.html import SCATTER_POINTS, TABLE_ROWS, render_report
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -35,13 +34,14 @@ def browser():
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
+    require("chromium", "chromedriver")
     options = Options()
-    options.binary_location = CHROMIUM
+    options.binary_location = shutil.which("chromium")
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SE_OFFLINE", "true")  # Selenium Manager must not look for drivers online
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
         yield driver
         driver.quit()
 

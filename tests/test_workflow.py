@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from conftest import make_screen, run_snakemake, snakemake_cmd
 
 pytestmark = pytest.mark.slow
@@ -92,6 +93,24 @@ def test_records_and_task_files(finished_screen):
 def test_finished_screen_reruns_nothing(finished_screen):
     result = run_snakemake(finished_screen, "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_runtime_settings_rerun_nothing_while_samples_rerun_inference(finished_screen, tmp_path):
+    """threads, device and model_chunk_size change how inference runs, not what it writes."""
+    folder = tmp_path / "moved"
+    shutil.copytree(finished_screen, folder, symlinks=True)  # keeps times and Snakemake's records
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["inference"].update(threads=2, device="cuda", model_chunk_size=64)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    dry = run_snakemake(folder, "-n")
+    assert "Nothing to be done" in dry.stdout, dry.stdout
+
+    config["inference"]["samples"] = 3
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    dry = run_snakemake(folder, "-n").stdout
+    planned = re.findall(r"output: results/test/inference/(chunk_\d+)\.parquet", dry)
+    assert sorted(planned) == ["chunk_00000", "chunk_00001", "chunk_00002"]  # in no set order
+    assert "Params have changed since last execution" in dry
 
 
 def test_added_queries_run_only_new_ones(finished_screen, tmp_path):

@@ -87,8 +87,17 @@ def settings_salt(config: dict[str, Any]) -> str:
     return json.dumps(config["ingest"], sort_keys=True)
 
 
+class PlanError(ValueError):
+    """A screen that cannot be planned; the message names the config key at fault."""
+
+
 def source_paths(config: dict[str, Any]) -> list[Path]:
-    return [Path(p) for p in config["queries"]]
+    """The query files; refuses, naming the `queries` key, any that is not there."""
+    paths = [Path(p) for p in config["queries"]]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise PlanError(f"queries: no such file {', '.join(missing)} (relative paths start at {Path.cwd()})")
+    return paths
 
 
 def screen_items(config: dict[str, Any]) -> ScreenItems:

@@ -4,10 +4,10 @@ rule tables_chunk:
         samples=f"{OUT}/inference/{{chunk}}.parquet",
     output:
         **{table: f"{OUT}/tables/{{chunk}}.{table}.parquet" for table in TABLE_PARTS},
-    conda:
-        "../../envs/foldscreen.yaml"
     log:
         f"{OUT}/logs/tables/{{chunk}}.log",
+    conda:
+        "../../envs/foldscreen.yaml"
     script:
         "../scripts/tables_chunk.py"
 
@@ -15,18 +15,21 @@ rule tables_chunk:
 rule aggregate:
     """Every chunk's partial tables combined into the screen's ranked tables, and ranked/ structures."""
     input:
+        **{
+            f"part_{table}": chunk_tables("tables", f".{table}")
+            for table in TABLE_PARTS
+        },
         queries=chunk_tables("ingest"),
         ingest_failures=chunk_tables("ingest", ".failures"),
         msa=chunk_tables("msa"),
         inference_failures=chunk_tables("inference", ".failures"),
-        **{f"part_{table}": chunk_tables("tables", f".{table}") for table in TABLE_PARTS},
     output:
         final_tables(),
-    params:
-        config_sha256=config_digest(),
-    conda:
-        "../../envs/foldscreen.yaml"
     log:
         f"{OUT}/logs/aggregate.log",
+    conda:
+        "../../envs/foldscreen.yaml"
+    params:
+        config_sha256=config_digest(),
     script:
         "../scripts/aggregate.py"

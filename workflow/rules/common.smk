@@ -1,14 +1,23 @@
+import json
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 # Only light modules here (no RDKit, PyTorch, MLX or pandas): this runs at every Snakemake start.
 from foldscreen.config import config_sha256
 from foldscreen.contracts import PARTS as TABLE_PARTS, TABLES as REPORT_TABLES
-from foldscreen.plan import plan_screen
+from foldscreen.inference.preflight import WeightsRefused, check_weights
+from foldscreen.inference.settings import InferenceSettings
+from foldscreen.plan import PlanError, plan_screen
 
 validate(config, "../schemas/config.schema.yaml")
 
 OUT = f"{config['results']}/{config['screen']}"
-CHUNKS = {chunk.name: chunk for chunk in plan_screen(config)}
+try:
+    CHUNKS = {chunk.name: chunk for chunk in plan_screen(config)}
+except PlanError as error:
+    raise WorkflowError(str(error)) from None
 
 
 wildcard_constraints:
@@ -18,6 +27,39 @@ wildcard_constraints:
 def chunk_bounds(wildcards):
     chunk = CHUNKS[wildcards.chunk]
     return {"start": chunk.start, "end": chunk.end, "digest": chunk.digest}
+
+
+def check_weights_once():
+    """Stop the run, naming inference.weights, if it has inference to do and the weights are bad.
+
+    Called on start (after the DAG is built, before any job; not in dry runs), so that a run
+    that only aligns (`snakemake msa`, on a node without the weights) does not need them.
+    """
+    if any(job.rule.name == "inference_chunk" for job in workflow.dag.needrun_jobs()):
+        try:
+            check_weights(
+                InferenceSettings.from_config(config["inference"]), Path(OUT) / "plan"
+            )
+        except WeightsRefused as error:
+            raise WorkflowError(str(error)) from None
+
+
+def msa_failures_record(wildcards):
+    """The record of the chunk's failed alignments, written by its msa job after its table."""
+    return f"{OUT}/msa/{wildcards.chunk}.failed.json"
+
+
+def msa_failed_runs(wildcards):
+    """How many runs of the chunk's msa job ended with failures, from its last record (0: none yet).
+
+    A param of the job: it grows after a run with failures, so that the next run redoes the job;
+    after a run without failures it stays, so that the run after that has nothing to do.
+    """
+    try:
+        with open(msa_failures_record(wildcards)) as record:
+            return json.load(record)["failed_runs"]
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def chunk_mem_mb(wildcards, attempt):
@@ -34,6 +76,24 @@ def final_tables():
     return expand(f"{OUT}/{{table}}.parquet", table=REPORT_TABLES)
 
 
+# Settings that decide how a job runs, never what it writes. They stay out of `params` (Snakemake
+# reruns a job whose params changed) and out of the config digest; the scripts read them from
+# the config. Moving a screen from a CPU node to a GPU node reruns nothing.
+RUNTIME_SETTINGS = {"inference": ("threads", "device", "model_chunk_size")}
+# Settings that cut the screen into chunks: each chunk's digest already covers what they change.
+CHUNKING_SETTINGS = {"inference": ("chunk_size", "token_budget")}
+
+
+def job_settings(section):
+    """The settings of a config section that its jobs' outputs depend on: the rule's params."""
+    left_out = RUNTIME_SETTINGS.get(section, ()) + CHUNKING_SETTINGS.get(section, ())
+    return {k: v for k, v in config[section].items() if k not in left_out}
+
+
 def config_digest():
-    """Digest of the whole configuration, kept in every table's metadata."""
-    return config_sha256(config)
+    """Digest of the configuration but its runtime settings, kept in every table's metadata."""
+    kept = {
+        section: {k: v for k, v in config[section].items() if k not in keys}
+        for section, keys in RUNTIME_SETTINGS.items()
+    }
+    return config_sha256({**config, **kept})

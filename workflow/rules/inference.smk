@@ -6,15 +6,15 @@ rule inference_chunk:
     output:
         samples=f"{OUT}/inference/{{chunk}}.parquet",
         failures=f"{OUT}/inference/{{chunk}}.failures.parquet",
-    params:
-        settings={k: v for k, v in config["inference"].items() if k not in ("chunk_size", "token_budget")},
-        predictions=f"{OUT}/predictions",
+    log:
+        f"{OUT}/logs/inference/{{chunk}}.log",
+    conda:
+        "../../envs/foldscreen.yaml"
     threads: config["inference"]["threads"]
     resources:
         mem_mb=chunk_mem_mb,
-    conda:
-        "../../envs/foldscreen.yaml"
-    log:
-        f"{OUT}/logs/inference/{{chunk}}.log",
+    params:
+        settings=job_settings("inference"),
+        predictions=f"{OUT}/predictions",
     script:
         "../scripts/inference.py"

@@ -7,13 +7,13 @@ rule ingest_chunk:
     output:
         queries=f"{OUT}/ingest/{{chunk}}.parquet",
         failures=f"{OUT}/ingest/{{chunk}}.failures.parquet",
+    log:
+        f"{OUT}/logs/ingest/{{chunk}}.log",
+    conda:
+        "../../envs/foldscreen.yaml"
     params:
         chunk=chunk_bounds,
         settings=config["ingest"],
         records=f"{OUT}/queries",
-    conda:
-        "../../envs/foldscreen.yaml"
-    log:
-        f"{OUT}/logs/ingest/{{chunk}}.log",
     script:
         "../scripts/ingest.py"

@@ -4,12 +4,17 @@ rule msa_chunk:
         f"{OUT}/ingest/{{chunk}}.parquet",
     output:
         f"{OUT}/msa/{{chunk}}.parquet",
-    params:
-        settings=config["msa"],
-    threads: config["msa"]["local"]["threads"] if config["msa"]["mode"] == "local" else 1
-    conda:
-        "../../envs/foldscreen.yaml"
     log:
         f"{OUT}/logs/msa/{{chunk}}.log",
+    conda:
+        "../../envs/foldscreen.yaml"
+    threads: config["msa"]["local"]["threads"] if config["msa"]["mode"] == "local" else 1
+    params:
+        settings=config["msa"],
+        # grows after each run with failed alignments: the next run redoes the job (a params
+        # change), asking for exactly the failed ones again (nothing failed is cached)
+        failed_runs=msa_failed_runs,
+        # not an output: Snakemake would delete it before the job reads the count
+        failed=msa_failures_record,
     script:
         "../scripts/msa.py"

@@ -8,9 +8,9 @@ rule report:
             caption="../report/report.rst",
             category="Screen report",
         ),
-    conda:
-        "../../envs/foldscreen.yaml"
     log:
         f"{OUT}/logs/report.log",
+    conda:
+        "../../envs/foldscreen.yaml"
     script:
         "../scripts/report.py"

@@ -19,7 +19,7 @@ from ..contracts import FAILURE_COLUMNS, INFERENCE_COLUMNS, JSON_COLUMNS, SCORE_
 from ..contracts.layout import TOKENS_FILE, write_layout
 from ..io import atomic_write_json, write_parquet
 from . import tasks
-from .backend import Backend, BackendUnavailable
+from .backend import Backend
 from .featurise import silence_known_warnings
 from .layout import token_layout
 from .load import load_backend
@@ -87,14 +87,13 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
                 tasks.remove_stale(folder)  # a job killed just after the task's rename
                 log.info("%s seed %s: already done, skipped", query_id, seed)
                 rows[query_id, seed] = sample_rows(record, folder)
-    workers = featurise_workers(settings, backend) if pending else 0
+    model = backend.get() if pending else None  # weights that cannot load fail the job, not each task
+    workers = featurise_workers(settings, model) if model else 0
     started, model_seconds = time.perf_counter(), 0.0
     for (query_id, seed, folder, task_digest), get_batch in featurised(pending, workers):
         try:
-            record = predict_task(backend.get(), query_id, get_batch, seed, folder, task_digest,
+            record = predict_task(model, query_id, get_batch, seed, folder, task_digest,
                                   staging[query_id, seed])
-        except BackendUnavailable:
-            raise  # the configuration is wrong for every task: fail the job
         except Exception as err:  # one bad task never stops the chunk
             log.error("%s seed %s failed:\n%s", query_id, seed, traceback.format_exc())
             failures.append({"query_id": query_id, "source": "", "stage": "inference",
@@ -112,11 +111,11 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
     write_parquet(out_failures, pd.DataFrame(failures, columns=FAILURE_COLUMNS))
 
 
-def featurise_workers(settings: InferenceSettings, backend: _LazyBackend) -> int:
+def featurise_workers(settings: InferenceSettings, backend: Backend) -> int:
     """Worker processes featurising ahead: as configured, else one where the model runs on a GPU."""
     if settings.featurise_workers is not None:
         return settings.featurise_workers
-    device = backend.get().device
+    device = backend.device
     return 1 if ("gpu" in device or "cuda" in device) else 0
 
 

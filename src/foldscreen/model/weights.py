@@ -85,13 +85,30 @@ def to_mlx(value: Any) -> mx.array:
 
 def load_state(module: nn.Module, state: Mapping[str, Any]) -> None:
     """Load `state` (OpenFold3 key -> tensor) into `module`; every key must match exactly."""
+    _check_keys(module, state)
+    module.load_weights([(key, to_mlx(value)) for key, value in state.items()], strict=True)
+
+
+def check_checkpoint(path: str | Path, module: nn.Module) -> dict[str, str]:
+    """Read a checkpoint once, as inference would, and check its weights fit `module` exactly.
+
+    Raises FileNotFoundError (nothing there), CheckpointError (not a checkpoint, refused pickled
+    globals, a model version this port does not implement) or WeightsMismatch (other keys).
+    Returns the checkpoint's form and model version.
+    """
+    path = Path(path)
+    state, form, version = _read(path)
+    _check_keys(module, state)
+    return {"form": form, "model_version": version, "tensors": str(len(state))}
+
+
+def _check_keys(module: nn.Module, state: Mapping[str, Any]) -> None:
     expected = {key for key, _ in tree_flatten(module.parameters())}
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
         raise WeightsMismatch(
             f"weights do not match the model: {len(missing)} missing {missing[:20]}, "
             f"{len(unexpected)} unexpected {unexpected[:20]}")
-    module.load_weights([(key, to_mlx(value)) for key, value in state.items()], strict=True)
 
 
 def load_weights(path: str | Path) -> dict[str, mx.array]:
@@ -184,16 +201,34 @@ def _unpickle(file: Path) -> Any:
     with torch.serialization.safe_globals(allowed):
         try:
             return torch.load(file, map_location="cpu", weights_only=True, mmap=zipped)
-        except pickle.UnpicklingError as err:
-            # Name the disallowed globals by scanning the pickle without running it; a legacy
-            # file cannot be scanned, but the unpickler names the first one it refused.
-            found = (torch.serialization.get_unsafe_globals_in_checkpoint(file) if zipped
-                     else re.findall(r"GLOBAL (\S+)", str(err)))
+        except Exception as err:  # torch.load fails on foreign bytes in many ways, none typed
+            found = _refused_globals(file, err, zipped)
+            if found:
+                raise CheckpointError(
+                    f"{file} holds Python objects that foldscreen will not unpickle: "
+                    f"{', '.join(found)}. Only tensors and plain training state are read "
+                    "(torch.load, weights_only=True).") from None
             raise CheckpointError(
-                f"{file} holds Python objects that foldscreen will not unpickle: "
-                f"{', '.join(sorted(found)) or 'objects built in ways weights_only forbids'}. "
-                "Only tensors and plain training state are read (torch.load, weights_only=True)."
-            ) from None
+                f"{file} is not a PyTorch checkpoint (or is damaged): torch.load says "
+                f"{type(err).__name__}: {_gist(err)}") from None
+
+
+def _refused_globals(file: Path, err: Exception, zipped: bool) -> list[str]:
+    """The globals weights_only refused, found by scanning the pickle without running it; a
+    legacy file cannot be scanned, but the unpickler names the first one it refused."""
+    if not isinstance(err, pickle.UnpicklingError):
+        return []
+    named = re.findall(r"GLOBAL (\S+)", str(err))
+    if zipped and named:
+        return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(file))
+    return sorted(set(named))
+
+
+def _gist(err: Exception) -> str:
+    """The line of a torch.load error that says what was wrong (its messages run to paragraphs)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    detail = [line for line in lines if line.startswith(("Unsupported", "WeightsUnpickler"))]
+    return (detail[-1] if detail else lines[0] if lines else "no message").removesuffix(".")[:200]
 
 
 def _inference_state(checkpoint: Any) -> tuple[Mapping[str, Any], str]:

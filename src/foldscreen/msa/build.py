@@ -31,12 +31,13 @@ from .formats import read_alignment
 from .results import NoAlignment
 from .sources import MODES, MsaSettings, SingleSequence, Source, make_source
 
-__all__ = ["MODES", "build_msa_table", "build_msas"]
+__all__ = ["MODES", "build_msa_table", "build_msas", "retry_record"]
 
 log = logging.getLogger("foldscreen.msa")
 
 ALIGNED_TYPES = ("protein", "rna")
 FOLDER_SUFFIXES = (".a3m", ".sto", ".stockholm")
+UNPAIRED = "no paired alignment (the query is predicted without one)"
 Queries = Sequence[tuple[str, tuple[Chain, ...]]]
 ChainKey = tuple[str, str, str | None]  # the chain's type, sequence and own alignment file, if any
 
@@ -82,11 +83,23 @@ def build_msas(queries: Queries, settings: MsaSettings | str, root: Path | None 
     return table
 
 
-def build_msa_table(queries_table: Path, settings: MsaSettings | Mapping[str, Any], out: Path) -> None:
+def build_msa_table(queries_table: Path, settings: MsaSettings | Mapping[str, Any],
+                    out: Path) -> pd.DataFrame:
     """The MSA stage of one chunk: align the chunk's ingested queries, write its MSA table."""
     if not isinstance(settings, MsaSettings):
         settings = MsaSettings.from_config(settings)
-    write_parquet(out, build_msas(load_queries(queries_table), settings))
+    table = build_msas(load_queries(queries_table), settings)
+    write_parquet(out, table)
+    return table
+
+
+def retry_record(table: pd.DataFrame, failed_runs: int) -> dict[str, Any]:
+    """What the next run needs: how many runs of the chunk ended with failed alignments or
+    pairings (`failed_runs` before this one), and which failed this time."""
+    unpaired = table["reason"].astype(str).str.startswith(UNPAIRED)  # str: an empty table's is float
+    failed = table[(table["status"] == "failed") | unpaired]
+    return {"failed_runs": failed_runs + int(not failed.empty),
+            "failed": [f"{row.query_id} chain {row.chain_ids}: {row.reason}" for row in failed.itertuples()]}
 
 
 def with_folder_files(query_id: str, chains: tuple[Chain, ...], folder: Path) -> tuple[Chain, ...]:
@@ -220,7 +233,7 @@ def _pair_of(chain: Chain, paired: dict[str, str] | str | None,
     if chain.molecule_type != "protein" or paired is None:
         return None, ""
     if isinstance(paired, str):
-        return None, f"no paired alignment (the query is predicted without one): {paired}"
+        return None, f"{UNPAIRED}: {paired}"
     return paired[chain.sequence or ""], ""
 
 
