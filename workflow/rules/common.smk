@@ -79,7 +79,7 @@ def final_tables():
 # Settings that decide how a job runs, never what it writes. They stay out of `params` (Snakemake
 # reruns a job whose params changed) and out of the config digest; the scripts read them from
 # the config. Moving a screen from a CPU node to a GPU node reruns nothing.
-RUNTIME_SETTINGS = {"inference": ("threads", "device", "model_chunk_size")}
+RUNTIME_SETTINGS = {"inference": ("threads", "device", "model_chunk_size", "featurise_workers")}
 # Settings that cut the screen into chunks: each chunk's digest already covers what they change.
 CHUNKING_SETTINGS = {"inference": ("chunk_size", "token_budget")}
 
