@@ -24,6 +24,14 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+# Settings that decide how a job runs, never what it writes: they stay out of the rules' params
+# (Snakemake reruns a job whose params changed) and out of the config digest, so moving a screen
+# from a CPU node to a GPU node reruns nothing.
+RUNTIME_SETTINGS = {"inference": ("threads", "device", "model_chunk_size", "featurise_workers")}
+
+
 def config_sha256(config: Any) -> str:
-    """Digest of a configuration (canonical JSON), kept in every table's metadata."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    """Digest of a configuration (canonical JSON) but its runtime settings: every table keeps it."""
+    kept = {section: {k: v for k, v in config[section].items() if k not in keys}
+            for section, keys in RUNTIME_SETTINGS.items() if section in config}
+    return hashlib.sha256(json.dumps({**config, **kept}, sort_keys=True, default=str).encode()).hexdigest()

@@ -5,7 +5,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 # Only light modules here (no RDKit, PyTorch, MLX or pandas): this runs at every Snakemake start.
-from foldscreen.config import config_sha256
+from foldscreen.config import RUNTIME_SETTINGS, config_sha256
 from foldscreen.contracts import PARTS as TABLE_PARTS, TABLES as REPORT_TABLES
 from foldscreen.inference.preflight import WeightsRefused, check_weights
 from foldscreen.inference.settings import InferenceSettings
@@ -76,10 +76,8 @@ def final_tables():
     return expand(f"{OUT}/{{table}}.parquet", table=REPORT_TABLES)
 
 
-# Settings that decide how a job runs, never what it writes. They stay out of `params` (Snakemake
-# reruns a job whose params changed) and out of the config digest; the scripts read them from
-# the config. Moving a screen from a CPU node to a GPU node reruns nothing.
-RUNTIME_SETTINGS = {"inference": ("threads", "device", "model_chunk_size", "featurise_workers")}
+# RUNTIME_SETTINGS (foldscreen.config) decide how a job runs, never what it writes: they stay out
+# of `params` and of the config digest; the scripts read them from the config.
 # Settings that cut the screen into chunks: each chunk's digest already covers what they change.
 CHUNKING_SETTINGS = {"inference": ("chunk_size", "token_budget")}
 
@@ -92,8 +90,4 @@ def job_settings(section):
 
 def config_digest():
     """Digest of the configuration but its runtime settings, kept in every table's metadata."""
-    kept = {
-        section: {k: v for k, v in config[section].items() if k not in keys}
-        for section, keys in RUNTIME_SETTINGS.items()
-    }
-    return config_sha256({**config, **kept})
+    return config_sha256(config)
