@@ -68,8 +68,7 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
     backend = _LazyBackend(settings)
     rows: dict[tuple[str, int], list[dict[str, Any]]] = {}
     failures: list[dict[str, Any]] = []
-    pending: list[tuple[tuple[str, int, Path, str], FeaturiseJob]] = []
-    staging: dict[tuple[str, int], Path] = {}
+    pending: list[tuple[tuple[str, int, Path, str, Path], FeaturiseJob]] = []
     for query_id, chains in load_queries(queries_table):
         if query_id in msas.failed:
             continue  # the MSA stage has recorded why
@@ -80,9 +79,9 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
             record = tasks.completed_record(folder, task_digest)
             rows[query_id, seed] = []
             if record is None:
-                staging[query_id, seed] = tasks.staging_dir(folder)
-                job = FeaturiseJob(query_id, chains, main, paired, seed, staging[query_id, seed])
-                pending.append(((query_id, seed, folder, task_digest), job))
+                staging = tasks.staging_dir(folder)
+                job = FeaturiseJob(query_id, chains, main, paired, seed, staging)
+                pending.append(((query_id, seed, folder, task_digest, staging), job))
             else:
                 tasks.remove_stale(folder)  # a job killed just after the task's rename
                 log.info("%s seed %s: already done, skipped", query_id, seed)
@@ -90,10 +89,9 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
     model = backend.get() if pending else None  # weights that cannot load fail the job, not each task
     workers = featurise_workers(settings, model) if model else 0
     started, model_seconds = time.perf_counter(), 0.0
-    for (query_id, seed, folder, task_digest), get_batch in featurised(pending, workers):
+    for (query_id, seed, folder, task_digest, staging), get_batch in featurised(pending, workers):
         try:
-            record = predict_task(model, query_id, get_batch, seed, folder, task_digest,
-                                  staging[query_id, seed])
+            record = predict_task(model, query_id, get_batch, seed, folder, task_digest, staging)
         except Exception as err:  # one bad task never stops the chunk
             log.error("%s seed %s failed:\n%s", query_id, seed, traceback.format_exc())
             failures.append({"query_id": query_id, "source": "", "stage": "inference",

@@ -42,7 +42,7 @@ def bucket(n: int, steps: int, multiple: int) -> int:
     if n <= multiple:
         return multiple
     power = 2 ** math.floor(math.log2(n))
-    size = next(power * (steps + k) // steps for k in range(steps + 1) if power * (steps + k) // steps >= n)
+    size = next(size for k in range(steps + 1) if (size := power * (steps + k) // steps) >= n)
     return -(-size // multiple) * multiple
 
 

@@ -10,7 +10,7 @@ import mlx.core as mx
 from .buckets import atom_bucket, crop_outputs, pad_batch, token_bucket
 from .diffusion import DiffusionModule
 from .heads import AuxiliaryHeadsAllAtom
-from .sampler import Draws, KeyedDraws, sample_atom_positions
+from .sampler import Draws, sample_atom_positions
 from .trunk import Trunk
 
 
@@ -52,14 +52,11 @@ class OpenFold3(Trunk):
             padded = token_bucket(n_token), atom_bucket(n_atom)
         if padded is not None:
             batch = pad_batch(dict(batch), *padded)
-        if draws is None:
-            rollout = self._architecture["shared"]["diffusion"]["no_full_rollout_steps"]
-            draws = KeyedDraws(seed, rollout, n_atom)
         num_cycles = self._architecture["shared"]["num_recycles"] + 1
         s_input, s, z = self.run_trunk(batch, num_cycles, chunk_size)
         positions = sample_atom_positions(self.diffusion_module, self._architecture, batch,
                                           s_input, s, z, seed, chunk_size, draws=draws,
-                                          compiled=self.compiled)
+                                          compiled=self.compiled, n_atom=n_atom)
         sampled = {key: mx.expand_dims(value, 1) for key, value in batch.items() if value.ndim > 0}
         s_input, s, z = (mx.expand_dims(x, 1) for x in (s_input, s, z))
         outputs = {"si_trunk": s, "zij_trunk": z, "atom_positions_predicted": positions}

@@ -160,7 +160,8 @@ def sample_atom_positions(diffusion_module: DiffusionModule, architecture: Mappi
                           batch: Batch, s_input: mx.array, s_trunk: mx.array, z_trunk: mx.array,
                           seed: int, chunk_size: int | None = None,
                           sample_chunk_size: int | None = None,
-                          draws: Draws | None = None, compiled: bool = False) -> mx.array:
+                          draws: Draws | None = None, compiled: bool = False,
+                          n_atom: int | None = None) -> mx.array:
     """`atom_positions_predicted` [*, S, N_atom, 3] of one task, as OpenFold3's rollout makes it.
 
     batch: the task's features as MLX arrays, [*, ...] (`to_mlx_batch`); s_input
@@ -168,7 +169,8 @@ def sample_atom_positions(diffusion_module: DiffusionModule, architecture: Mappi
     trunk's outputs. `architecture` is OpenFold3's `config.architecture`: it gives S and the
     number of steps (shared.diffusion.no_full_rollout_samples and no_full_rollout_steps), the
     noise schedule and the sampler's settings. Random numbers come from `KeyedDraws(seed,
-    steps)` unless `draws` are given; `compiled` compiles the denoising step.
+    steps, n_atom)` unless `draws` are given (`n_atom`: the task's own atoms, the rest being
+    padding); `compiled` compiles the denoising step.
     """
     rollout = architecture["shared"]["diffusion"]
     steps, samples = rollout["no_full_rollout_steps"], rollout["no_full_rollout_samples"]
@@ -177,5 +179,5 @@ def sample_atom_positions(diffusion_module: DiffusionModule, architecture: Mappi
     batch = {key: mx.expand_dims(value, 1) for key, value in batch.items() if value.ndim > 0}
     return sampler(diffusion_module, batch, mx.expand_dims(s_input, 1),
                    mx.expand_dims(s_trunk, 1), mx.expand_dims(z_trunk, 1), schedule, samples,
-                   draws if draws is not None else KeyedDraws(seed, steps), chunk_size,
+                   draws if draws is not None else KeyedDraws(seed, steps, n_atom), chunk_size,
                    sample_chunk_size, compiled)
