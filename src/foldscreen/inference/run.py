@@ -8,7 +8,7 @@ import shutil
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -112,7 +112,8 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
     failures: list[dict[str, Any]] = []
     if pending:
         model = backend.get()  # weights that cannot load fail the job, not each task
-        for task, outcome in predict_tasks(model, pending, featurise_workers(settings, model)):
+        workers = featurise_workers(settings, model)
+        for task, outcome in predict_tasks(model, featurised(pending, workers)):
             if isinstance(outcome, Exception):
                 del rows[task.query_id, task.seed]
                 failures.append({"query_id": task.query_id, "source": "", "stage": "inference",
@@ -134,17 +135,18 @@ def featurise_workers(settings: InferenceSettings, backend: Backend) -> int:
 
 
 WRITES_AHEAD = 2
-"""Tasks whose files may still be being written while the model runs the next ones."""
+"""Tasks of earlier passes whose files may still be being written while the model runs the next
+pass (besides those of the pass just run)."""
 
 
-def predict_tasks(backend: Backend, pending: list[tuple[Task, FeaturiseJob]], workers: int
+def predict_tasks(backend: Backend, featurised_tasks: Iterable[tuple[Task, Callable[[], dict[str, Any]]]]
                   ) -> Iterator[tuple[Task, dict[str, Any] | Exception]]:
-    """(task, its record or the error that failed it) for every pending task.
+    """(task, its record or the error that failed it) for every (task, get its features).
 
     Featurised tasks wait in groups (the backend's `batch_key`); a group runs as one forward
     pass when the next task would not fit it, and every group left runs at the end.
     """
-    started, model_seconds, passes = time.perf_counter(), 0.0, 0
+    started, model_seconds, passes, count = time.perf_counter(), 0.0, 0, 0
     groups: dict[Any, list[Ready]] = {}
     writes: deque[tuple[Task, Future]] = deque()
     with ThreadPoolExecutor(1) as writer:
@@ -152,19 +154,20 @@ def predict_tasks(backend: Backend, pending: list[tuple[Task, FeaturiseJob]], wo
         def run(group: list[Ready]) -> Iterator[tuple[Task, dict[str, Any] | Exception]]:
             nonlocal model_seconds, passes
             before = time.perf_counter()
-            for ready, result in forward_group(backend, group):
+            for done, result in forward_group(backend, group):
                 if isinstance(result, Exception):
-                    _discard(ready.task)
-                    yield ready.task, result
+                    _discard(done.task)
+                    yield done.task, result
                     continue
-                ready.timings["model_s"] = (time.perf_counter() - before) / len(group)
-                writes.append((ready.task, writer.submit(write_task, backend, ready, *result, len(group))))
+                done.timings["model_s"] = (time.perf_counter() - before) / len(group)
+                writes.append((done.task, writer.submit(write_task, backend, done, *result, len(group))))
             model_seconds += time.perf_counter() - before
             passes += 1
-            while len(writes) > WRITES_AHEAD:
+            while len(writes) > len(group) + WRITES_AHEAD:  # this pass's files go on behind the next
                 yield _written(*writes.popleft())
 
-        for task, get_batch in featurised(pending, workers):
+        for task, get_batch in featurised_tasks:
+            count += 1
             ready = _featurise(task, get_batch)
             if isinstance(ready, Exception):
                 _discard(task)
@@ -185,9 +188,9 @@ def predict_tasks(backend: Backend, pending: list[tuple[Task, FeaturiseJob]], wo
         while writes:
             yield _written(*writes.popleft())
     wall = time.perf_counter() - started
-    log.info("%d tasks in %d forward passes, %.1f s; the model ran %.0f%% of it (featurised by %d "
-             "worker processes, files written behind it)", len(pending), passes, wall,
-             100 * model_seconds / max(wall, 1e-9), workers)
+    log.info("%d tasks in %d forward passes, %.1f s; the model ran %.0f%% of it (features made "
+             "ahead, files written behind it)", count, passes, wall,
+             100 * model_seconds / max(wall, 1e-9))
 
 
 def _featurise(task: Task, get_batch: Callable[[], dict[str, Any]]) -> Ready | Exception:
