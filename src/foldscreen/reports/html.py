@@ -16,7 +16,7 @@ import pandas as pd
 from ..io import atomic_write_text
 from .designs import arms_html, designs_html
 from .figures import Point, chain_lines_svg, heatmap_png, histogram_svg, profile_svg, scatter_svg
-from .markup import capped, capped_text, cell, section, table
+from .markup import capped, capped_text, cell, is_missing, section, table
 from .viewer import MODEL_BYTES, VIEWED_HITS, structure_view, viewer_library
 
 TOP_HITS = 10
@@ -124,6 +124,8 @@ def _keyed(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def read_model(tables: Path, query_id: str, path: object) -> str | None:
     """A best sample's mmCIF text; None (and a warning) when it cannot be read or is too large."""
+    if path is None or pd.isna(path):
+        return None
     try:
         file = sample_file(tables, str(path))
         if file.stat().st_size > MODEL_BYTES:
@@ -233,22 +235,24 @@ def _hit(index: int, hit: Hit, viewer: bool) -> str:
     r = hit.row
     facts = " · ".join([f"ranking score {r.sample_ranking_score:.3f}", f"ipTM {r.iptm:.3f}",
                         f"pTM {r.ptm:.3f}", f"pLDDT {r.avg_plddt:.1f}", f"{r.n_tokens} tokens",
-                        f"seed {r.best_seed}, sample {r.best_sample}"])
+                        f"seed {int(r.best_seed)}, sample {int(r.best_sample)}"])
     pairs = [[cell(f"{p.chain_a}-{p.chain_b}")] + [cell(getattr(p, c)) for _, c in PAIR_COLUMNS[1:]]
              for p in hit.pairs.itertuples(index=False)]
     pair_table = table(f"pairs-{r.query_id}", [h for h, _ in PAIR_COLUMNS], pairs) if pairs else ""
     profile = profile_svg(hit.plddt, hit.chains) if hit.plddt else '<p class="note">No pLDDT rows.</p>'
-    arm = getattr(r, "arm", None)
-    arm_attr, arm_title = ((f' data-arm="{escape(str(arm))}"', f" <small>arm {escape(str(arm))}</small>")
-                           if arm else ("", ""))
+    arm = r.get("arm")
+    arm_attr, arm_title = (("", "") if is_missing(arm) else
+                           (f' data-arm="{escape(str(arm))}"', f" <small>arm {escape(str(arm))}</small>"))
     if index < VIEWED_HITS:
         structure = structure_view(f"model-{index}", r.query_id, hit.model, viewer)
+        if hit.model is not None and viewer and not is_missing(r.demo_weights) and r.demo_weights:
+            structure += '<p class="note">Demo weights place the atoms at random: expect little to see.</p>'
     else:
         structure = (f'<p class="note">3D views are drawn for the top {VIEWED_HITS} hits; this structure is '
                      f"<code>{escape(str(r.ranked_model_path))}</code>.</p>")
     return (f'<article class="hit" data-query="{escape(r.query_id)}"{arm_attr}><h3>{escape(r.query_id)}'
-            f'{arm_title}</h3><p class="facts">{escape(facts)}</p>{structure}<div class="figures">'
-            f"<figure>{profile}<figcaption>pLDDT per token.</figcaption></figure>"
+            f'{arm_title}</h3><p class="facts">{escape(facts)}</p><div class="figures">'
+            f"<div>{structure}</div><figure>{profile}<figcaption>pLDDT per token.</figcaption></figure>"
             f"<figure>{_pae(r.query_id, hit.pae, hit.chains)}</figure></div>{pair_table}</article>")
 
 
