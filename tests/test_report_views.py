@@ -357,3 +357,31 @@ def test_sweep_hits_keep_their_arm(sweep_page, sweep):
         line = hit.find_element("css selector", "polyline.plddt").get_attribute("points")
         assert len(line.split()) == tokens
     assert sweep_page.find_elements("id", "designs") == []
+
+
+def test_report_without_the_viewer_library(designs, monkeypatch):
+    """Without the vendored viewer the report still renders, says how to get the 3D view, and
+    carries neither the library nor any structure."""
+    from foldscreen.reports import html
+
+    monkeypatch.setattr(html, "viewer_library", lambda: None)
+    page = html.render_report(designs[1].parent / "tables")
+    assert page.count("viewer-missing") == 5 and "run <code>./install.sh</code>" in page
+    assert "$3Dmol" not in page and 'class="viewer"' not in page
+    assert '<article class="design"' in page and "<h3>b1x2__p1" in page
+
+
+def test_large_pulldown_heatmap_keeps_the_strongest():
+    """70 baits x 3 preys: the heatmap keeps the 60 baits with the highest ipSAE, and says so."""
+    from foldscreen.reports.designs import HEATMAP_SIDE, designs_html
+
+    rng = np.random.default_rng(3)
+    rows = [query(f"b{i:02d}__p{j}", rng, design="big", design_kind="pulldown", bait=f"b{i:02d}",
+                  prey=f"p{j}") for i in range(70) for j in range(3)]
+    queries = pd.DataFrame(rows)
+    page = designs_html(queries)
+    best = queries.groupby("bait")["ipsae"].max().sort_values(ascending=False)
+    table = page[page.index('id="heatmap-design0-ipsae"'):].split("</table>")[0]
+    shown = [line.split("</th>")[0] for line in table.split('<th scope="row">')[1:]]
+    assert shown == sorted(best.index[:HEATMAP_SIDE])
+    assert "Showing the 60 of 70 baits and 3 of 3 preys" in page
