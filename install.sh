@@ -25,10 +25,12 @@ if [ "${1:-}" = "--viewer" ]; then
     vendor_viewer
     exit
 fi
-# The Debian tools that local MSA search and the report's browser tests run. Installed where this
-# runs as root with apt-get (Debian, Ubuntu); elsewhere, or if that fails, the tests that need
-# them skip and say how to install them.
-DEBS="mmseqs2 hmmer chromium chromium-driver npm"
+# The Debian tools that local MSA search and the report's browser tests run, and npm (which the
+# viewer step uses) where no npm is on PATH: Debian's npm conflicts with NodeSource's nodejs,
+# which brings its own. Installed where this runs as root with apt-get (Debian, Ubuntu);
+# elsewhere, or if that fails, the tests that need them skip and say how to install them.
+DEBS="mmseqs2 hmmer chromium chromium-driver"
+command -v npm >/dev/null || DEBS="$DEBS npm"
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q $DEBS || { apt-get update -q && apt-get install -y -q $DEBS; } \
@@ -36,8 +38,8 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
 else
     for tool in mmseqs jackhmmer chromium chromedriver npm; do
         command -v "$tool" >/dev/null || {
-            echo "install.sh: $tool is missing: install $DEBS for local MSA search, the report's browser" \
-                "tests and its 3D viewer (tests that need them skip)" >&2
+            echo "install.sh: $tool is missing: install $DEBS for local MSA search, the report's" \
+                "browser tests and its 3D viewer (the tests that need them skip)" >&2
             break
         }
     done
