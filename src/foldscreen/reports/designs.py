@@ -28,7 +28,7 @@ SCORES = [("ranking score", "sample_ranking_score"), ("ipTM", "iptm"), ("pTM", "
 PAIR_METRICS = [("ipSAE", "ipsae"), ("ipTM", "iptm")]
 DELTAS = [("ranking score", "sample_ranking_score"), ("ipTM", "iptm"), ("ipSAE", "ipsae"),
           ("pDockQ2", "pdockq2"), ("LIS", "lis"), ("pLDDT", "avg_plddt")]
-HEAT_LOW, HEAT_HIGH = np.array([255, 255, 255]), np.array([31, 79, 138])  # 0 white -> 1 dark blue
+HEAT_LOW, HEAT_HIGH = (255, 255, 255), (31, 79, 138)  # 0 white -> 1 dark blue
 
 
 @dataclass(frozen=True)
@@ -129,32 +129,32 @@ def _pairs_view(name: str, rows: pd.DataFrame, symmetric: bool) -> str:
 def _heatmap(name: str, label: str, cells: pd.DataFrame, baits: list[str], preys: list[str],
              axes: tuple[str, str]) -> str:
     column = cells.columns[-1]
+    index = cells.index
+    shown = cells[index.get_level_values("bait").isin(baits) & index.get_level_values("prey").isin(preys)]
+    grid = {k: shown[k].unstack().reindex(index=baits, columns=preys).to_numpy(dtype=object)
+            for k in ("query_id", "status", column)}
     head = "".join(f'<th scope="col" title="{escape(p)}"><span>{escape(p)}</span></th>' for p in preys)
     body = []
-    for bait in baits:
-        tds = []
-        for prey in preys:
-            row = cells.loc[(bait, prey)] if (bait, prey) in cells.index else None
-            tds.append(_heat_cell(bait, prey, label, None if row is None else row, column))
+    for i, bait in enumerate(baits):
+        tds = [_heat_cell(f"{bait} x {prey}", label, grid["query_id"][i, j], grid["status"][i, j],
+                          grid[column][i, j]) for j, prey in enumerate(preys)]
         body.append(f'<tr><th scope="row">{escape(bait)}</th>{"".join(tds)}</tr>')
     return (f'<div class="scroll"><table class="heatmap" id="heatmap-{escape(name)}">'
             f'<thead><tr><th class="corner">{escape(axes[0])} \\ {escape(axes[1])}</th>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
-def _heat_cell(bait: str, prey: str, label: str, row: pd.Series | None, column: str) -> str:
-    where = f"{bait} x {prey}"
-    if row is None:
+def _heat_cell(where: str, label: str, query_id: object, status: object, value: object) -> str:
+    if is_missing(query_id):
         return f'<td class="heat empty" data-v="" title="{escape(where)}: no query"></td>'
-    value = row[column]
     if is_missing(value):
-        return (f'<td class="heat missing" data-v="" title="{escape(where)}: {escape(row["query_id"])} '
-                f'{escape(row["status"])}">-</td>')
-    t = float(np.clip(value, 0.0, 1.0))
-    rgb = np.rint(HEAT_LOW * (1 - t) + HEAT_HIGH * t).astype(int)
+        return (f'<td class="heat missing" data-v="" title="{escape(where)}: {escape(str(query_id))} '
+                f'{escape(str(status))}">-</td>')
+    t = min(max(float(value), 0.0), 1.0)
+    rgb = "".join(f"{round(lo * (1 - t) + hi * t):02x}" for lo, hi in zip(HEAT_LOW, HEAT_HIGH))
     ink = ' class="heat dark"' if t > 0.55 else ' class="heat"'
-    return (f'<td{ink} data-v="{float(value)!r}" style="background:#{rgb[0]:02x}{rgb[1]:02x}{rgb[2]:02x}" '
-            f'title="{escape(where)}: {label} {value:.3f} ({escape(row["query_id"])})">{value:.2f}</td>')
+    return (f'<td{ink} data-v="{float(value)!r}" style="background:#{rgb}" '
+            f'title="{escape(where)}: {label} {value:.3f} ({escape(str(query_id))})">{value:.2f}</td>')
 
 
 def _pulldown(name: str, rows: pd.DataFrame) -> str:
