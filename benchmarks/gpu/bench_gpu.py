@@ -32,10 +32,11 @@ import foldscreen.model  # noqa: F401  (first: routes MLX's CPU BLAS where there
 
 
 def load_features(path: Path) -> dict[str, Any]:
+    """The feature tensors of a features file (not the screen's atom arrays, `atoms.*`)."""
     import torch
 
     with np.load(path) as saved:
-        return {key: torch.from_numpy(saved[key]) for key in saved.files}
+        return {key: torch.from_numpy(saved[key]) for key in saved.files if not key.startswith("atoms.")}
 
 
 def config(args: argparse.Namespace, backend: str) -> Any:
@@ -221,16 +222,16 @@ def screen_task(path: Path, out: Path) -> tuple[Any, Callable[[], dict]]:
     def get() -> dict:
         import biotite.structure as struc
 
-        batch = load_features(path)
-        atoms = {key.removeprefix("atoms."): batch.pop(key).numpy() for key in list(batch)
-                 if key.startswith("atoms.")}
+        with np.load(path) as saved:
+            atoms = {key.removeprefix("atoms."): saved[key] for key in saved.files
+                     if key.startswith("atoms.")}
         array = struc.AtomArray(len(atoms["coord"]))
         array.coord = atoms.pop("coord")
         if "bonds" in atoms:
             array.bonds = struc.BondList(array.array_length(), atoms.pop("bonds"))
         for annotation, values in atoms.items():
             array.set_annotation(annotation, values)
-        return {**batch, "atom_array": [array], "query_id": [name], "seed": [1]}
+        return {**load_features(path), "atom_array": [array], "query_id": [name], "seed": [1]}
     return Task(name, 1, folder, "bench", tasks.staging_dir(folder)), get
 
 

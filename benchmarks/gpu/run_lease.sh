@@ -5,8 +5,8 @@
 #   deps    (carry .whl .devdata/ref)  install OpenFold3's model dependencies; OpenFold3 on a few
 #           of the screen's queries, once each (the per-query reference of the screen row)
 #   mlx     (carry .wmlx/part_ab .devdata)  rejoin and install MLX; speed rows, batched rows
-#   screen  (no carry)                 the 200-query screen through the inference task loop
 #   more    (no carry)                 CUDA-graph settings, bfloat16 accuracy, 1,000 tokens
+#   screen  (no carry)                 the 200-query screen through the inference task loop
 # Every row goes to benchmarks/results/gpu.jsonl and is copied to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,14 +35,14 @@ mlx)
     bench speed mlx $A --repeats 1 --batch 12 --features $D/protein_100.npz
     tail -n 5 /tmp/bench.err ;;
 screen)
-    bench screen mlx --features $D/screen/*.npz
+    bench screen mlx --budget-s 540 --features $D/screen/*.npz
     tail -n 5 /tmp/bench.err ;;
 more)
     A="--architecture $D/architecture.json"
     MLX_MAX_OPS_PER_BUFFER=200 MLX_CUDA_GRAPH_CACHE_SIZE=1000 bench speed mlx $A --features $D/protein_100.npz $D/protein_384.npz
     bench accuracy mlx $A --eager --precision bfloat16 --samples 2 --features \
         $D/acc_protein_60.npz $D/acc_protein_150.npz $D/acc_homotrimer.npz $D/acc_protein_rna.npz
-    bench speed mlx $A --repeats 1 --chunk-size 256 --features $D/protein_1000.npz
+    bench speed mlx $A --repeats 1 --features $D/protein_1000.npz
     tail -n 5 /tmp/bench.err ;;
 esac
 mkdir -p "${OUT:-/tmp/out}" && cp benchmarks/results/gpu.jsonl "${OUT:-/tmp/out}/gpu_$step.jsonl" 2>/dev/null
