@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -78,13 +79,14 @@ def openfold3_runner(args: argparse.Namespace) -> tuple[Callable[[dict], Callabl
     return prepare, torch.cuda.get_device_name()
 
 
-def mlx_model(args: argparse.Namespace, precision: str) -> Any:
+def mlx_model(args: argparse.Namespace, precision: str, compiled: bool | None = None) -> Any:
     import mlx.core as mx
 
     from foldscreen.model.openfold3 import OpenFold3
 
     mx.random.seed(0)  # the same random weights in every process
-    model = OpenFold3(config(args, "mlx").architecture, compiled=not args.eager)
+    compiled = not args.eager if compiled is None else compiled
+    model = OpenFold3(config(args, "mlx").architecture, compiled=compiled)
     mx.eval(model.parameters())
     if precision != "float32":
         model.set_precision(getattr(mx, precision))
@@ -195,7 +197,8 @@ def scored(model: Any, batch: dict, seed: int) -> dict[str, np.ndarray]:
 
 
 def accuracy(args: argparse.Namespace) -> None:
-    exact, low = mlx_model(args, "float32"), mlx_model(args, args.precision)
+    exact = mlx_model(args, "float32", compiled=False if args.against_eager else None)
+    low = mlx_model(args, args.precision)
     for path in args.features:
         batch = load_features(path)
         mask = batch["atom_mask"][0].numpy() > 0
@@ -208,7 +211,7 @@ def accuracy(args: argparse.Namespace) -> None:
                     "plddt_mean_abs_diff": round(float(np.abs(a["plddt"] - b["plddt"])[:, mask].mean()), 4),
                     "pae_mean_abs_diff": round(float(np.abs(a["pae"] - b["pae"]).mean()), 4),
                     "ranking_abs_diff": [round(float(d), 4) for d in np.abs(a["ranking"] - b["ranking"])],
-                    "device": "mlx gpu"})
+                    "against": "eager float32" if args.against_eager else "float32", "device": "mlx gpu"})
 
 
 def screen_task(path: Path, out: Path) -> tuple[Any, Callable[[], dict]]:
@@ -279,7 +282,8 @@ def screen(args: argparse.Namespace) -> None:
 
 def emit(args: argparse.Namespace, row: dict[str, Any]) -> None:
     preset = "predict" if args.framework == "openfold3" else ("eager" if args.eager else "compiled")
-    row = {"framework": args.framework, "preset": preset,
+    env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("MLX_"))
+    row = {"framework": args.framework, "preset": preset, **({"env": env} if env else {}),
            "recycles": args.recycles if args.recycles is not None else 3,
            "steps": args.steps or 200, "samples": args.samples,
            "precision": "float32" if args.framework == "openfold3" else args.precision,
@@ -300,6 +304,7 @@ def main() -> None:
     parser.add_argument("--recycles", type=int, default=None, help="default: 3")
     parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--eager", action="store_true", help="MLX: no compiled denoising step")
+    parser.add_argument("--against-eager", action="store_true", help="accuracy: eager reference")
     parser.add_argument("--chunk-size", type=int, default=None, help="MLX model_chunk_size")
     parser.add_argument("--batch", type=int, default=1, help="MLX speed: tasks per forward pass")
     parser.add_argument("--batch-tokens", type=int, default=None, help="MLX screen: inference.batch_tokens")

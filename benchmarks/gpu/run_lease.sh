@@ -44,6 +44,15 @@ more)
         $D/acc_protein_60.npz $D/acc_protein_150.npz $D/acc_homotrimer.npz $D/acc_protein_rna.npz
     bench speed mlx $A --repeats 1 --features $D/protein_1000.npz
     tail -n 5 /tmp/bench.err ;;
+check)  # (carry .wmlx/part_ab .devdata/check) MLX installed; compiled against eager on the GPU
+    cat /tmp/w/part_aa .wmlx/part_ab > /tmp/w/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site \
+        /tmp/w/mlx-0.32.4-*.whl /tmp/w/mlx_cuda_13-*.whl || exit 1
+    A="--architecture $D/check/architecture.json"
+    bench accuracy mlx $A --against-eager --samples 2 --features $D/check/protein_100.npz
+    bench speed mlx $A --eager --warmups 0 --repeats 1 --features $D/check/protein_100.npz
+    bench speed mlx $A --warmups 1 --repeats 2 --features $D/check/protein_100.npz
+    tail -n 5 /tmp/bench.err ;;
 esac
 mkdir -p "${OUT:-/tmp/out}" && cp benchmarks/results/gpu.jsonl "${OUT:-/tmp/out}/gpu_$step.jsonl" 2>/dev/null
 cp /tmp/bench.err "${OUT:-/tmp/out}/bench_$step.err" 2>/dev/null
