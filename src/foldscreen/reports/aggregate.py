@@ -1,8 +1,9 @@
 """The aggregate stage: per-chunk partial tables, then the screen's tables combined from them.
 
 `tables_chunk` reads a chunk's predictions once (its inference table, structures and full
-confidences) and writes the chunk's partial tables; `aggregate` only concatenates
-partials, so a new chunk costs one `tables_chunk` and a cheap combine.
+confidences) and writes the chunk's partial tables, every row with its arm's columns;
+`aggregate` only concatenates partials (every arm's, arm after arm), so a new chunk costs one
+`tables_chunk` and a cheap combine.
 """
 
 from __future__ import annotations
