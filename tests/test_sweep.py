@@ -138,8 +138,9 @@ def test_a_sweep_of_two_arms_aligns_once_and_every_table_holds_both_arms(tmp_pat
         task = json.loads((folder / row.model_path).with_name("task.json").read_text())
         assert task["settings"]["recycles"] == row.recycles
     for row in queries.itertuples():
-        assert (folder / row.ranked_model_path) == out / "arms" / row.arm / "ranked" / f"{row.query_id}_rank_1.cif"
-        assert (folder / row.ranked_model_path).samefile(folder / row.best_model_path)
+        ranked = folder / row.ranked_model_path
+        assert ranked == out / "arms" / row.arm / "ranked" / f"{row.query_id}_rank_1.cif"
+        assert ranked.samefile(folder / row.best_model_path)
 
     # A third value: only the new arm's jobs, no alignment. A swept mode: one msa job set per mode.
     config["sweep"]["recycles"].append(2)
