@@ -147,11 +147,15 @@ def read_pae(tables: Path, query_id: str, path: str | None) -> np.ndarray | None
 
 
 def sample_file(tables: Path, path: str) -> Path:
-    """A path from the tables: as written (relative to the workflow's folder) or under `tables`."""
+    """A path from the tables: as written (relative to the workflow's folder) or under `tables`
+    (`predictions/...`, or `arms/<arm>/predictions/...` in a sweep)."""
     given = Path(path)
     if given.exists() or "predictions" not in given.parts:
         return given
-    return tables.joinpath(*given.parts[given.parts.index("predictions"):])
+    start = given.parts.index("predictions")
+    if start >= 2 and given.parts[start - 2] == "arms":
+        start -= 2
+    return tables.joinpath(*given.parts[start:])
 
 
 def _page(title: str, body: str, libraries: list[str]) -> str:
