@@ -13,6 +13,8 @@ rule inference_chunk:
     threads: config["inference"]["threads"]
     resources:
         mem_mb=chunk_mem_mb,
+        runtime=chunk_runtime,
+        gpu=inference_gpu(),
     params:
         settings=job_settings("inference"),
         predictions=f"{OUT}/predictions",
