@@ -3,18 +3,19 @@
 # active virtual environment when one is active).
 set -euo pipefail
 cd "$(dirname "$0")"
-# The Debian tools that local MSA search and the report's browser tests run. Installed where this
-# runs as root with apt-get (Debian, Ubuntu); elsewhere, or if that fails, the tests that need
-# them skip and say how to install them.
-DEBS="mmseqs2 hmmer chromium chromium-driver"
+# The Debian tools that local MSA search, the report's browser tests and the cluster tests (a
+# single-node Slurm, started by the tests as root) run. Installed where this runs as root with
+# apt-get (Debian, Ubuntu); elsewhere, or if that fails, the tests that need them skip and say
+# how to install them.
+DEBS="mmseqs2 hmmer chromium chromium-driver slurm-wlm munge"
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q $DEBS || { apt-get update -q && apt-get install -y -q $DEBS; } \
         || echo "install.sh: could not install $DEBS; the tests that need them will skip" >&2
 else
-    for tool in mmseqs jackhmmer chromium chromedriver; do
+    for tool in mmseqs jackhmmer chromium chromedriver slurmctld munged; do
         command -v "$tool" >/dev/null || {
-            echo "install.sh: $tool is missing: install $DEBS for local MSA search (tests that need them skip)" >&2
+            echo "install.sh: $tool is missing: install $DEBS (tests that need them skip)" >&2
             break
         }
     done

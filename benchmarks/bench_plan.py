@@ -1,10 +1,12 @@
-"""Planning a screen of 100,000 queries: the parse-time plan and one ingest job's read.
+"""Planning a screen of 100,000 queries: the parse-time plan, one ingest job's read, a dry run.
 
     python benchmarks/bench_plan.py --queries 100000 --repeats 3
 
 Writes a sample sheet of N protein queries (drawn from 30,000 distinct chains of 50-300
 residues) in a temporary folder, then times: the first plan (reads the sheet), later plans
-(from the cache), and one chunk job's read of its items. Prints one JSON line.
+(from the cache), one chunk job's read of its items, and `snakemake -n` through the Slurm
+workflow profile (profiles/slurm; needs snakemake-executor-plugin-slurm), a fresh process each
+time, the first one after the plan is cached. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -13,11 +15,17 @@ import argparse
 import json
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from foldscreen.plan import chunk_items, plan_screen
+
+REPO = Path(__file__).resolve().parents[1]
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 
@@ -48,11 +56,19 @@ def main() -> None:
     chunks = plan_screen(config)
     later = [seconds(lambda: plan_screen(config)) for _ in range(args.repeats)]
     last = chunks[-1]
-    job = [seconds(lambda: chunk_items(config, last.start, last.end, last.digest))
+    job = [seconds(lambda: chunk_items(config, list(last.items), last.digest))
+           for _ in range(args.repeats)]
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    dry_run = [sys.executable, "-m", "snakemake", "--configfile", str(folder / "config.yaml"),
+               "--snakefile", str(REPO / "Snakefile"), "--directory", str(folder),
+               "--workflow-profile", str(REPO / "profiles" / "slurm"), "--slurm-no-account", "-n", "-q"]
+    dry = [seconds(lambda: subprocess.run(dry_run, check=True, capture_output=True))
            for _ in range(args.repeats)]
     print(json.dumps({"queries": args.queries, "chunks": len(chunks), "first_plan_s": round(first, 2),
                       "cached_plan_median_s": round(statistics.median(later), 3),
-                      "chunk_items_median_s": round(statistics.median(job), 3)}))
+                      "chunk_items_median_s": round(statistics.median(job), 3),
+                      "slurm_dry_run_s": [round(d, 1) for d in dry],
+                      "slurm_dry_run_median_s": round(statistics.median(dry), 1)}))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ plugin watches jobs with squeue; MinJobAge keeps finished jobs visible to it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -107,10 +108,8 @@ def start() -> list[int]:
 def stop(pids: list[int]) -> None:
     """Stop the daemons `start` started (by pid), slurmd and slurmctld first, then munged."""
     for pid in reversed(pids):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 15)
-        except ProcessLookupError:
-            pass
 
 
 if __name__ == "__main__":

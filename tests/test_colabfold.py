@@ -14,6 +14,7 @@ import pytest
 from colabfold_server import paired_blocks, serve, unpaired_block
 from openfold3.core.data.io.sequence.msa import parse_a3m
 
+from foldscreen.io import hold_slot
 from foldscreen.msa.colabfold import (
     LOST_AFTER,
     MAX_REJECTIONS,
@@ -22,7 +23,6 @@ from foldscreen.msa.colabfold import (
     fetch_unpaired,
 )
 from foldscreen.msa.results import NoAlignment
-from foldscreen.io import hold_slot
 
 SEQUENCES = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMKELEEKLRKLNLYIQWLKDGG", "MSTNPKPQRKTKRNTNRRPQDVKFPGG",
              "MADEEKLPPGWEKRMSRSSGRVYYFNHITNASQ", "MVLSPADKTNVKAAWGKVGAHAGEY", "GSWTWENGKWTWKGG",

@@ -32,7 +32,6 @@ from .contracts.sizes import token_bucket
 from .io import atomic_write_bytes, file_sha256
 from .queries.readers import Item, read_queries
 
-
 # The bucket of chunks that only ingest: unreadable rows and queries refused at planning.
 NO_INFERENCE = 0
 
@@ -185,6 +184,7 @@ def too_large(query: Query, inference: dict[str, Any], max_tokens: int) -> Failu
     chunked = inference.get("model_chunk_size") is not None
     need = resources.task_gib(token_bucket(query.n_tokens), chunked)
     return Failure(query.original_id, query.source, "ingest", "n_tokens",
-                   f"the query has {query.n_tokens} tokens (padded to {token_bucket(query.n_tokens)}): about {need:.0f} GB on the GPU, more than "
-                   f"inference.gpu_memory_gb = {inference['gpu_memory_gb']:g} (at most {max_tokens} "
-                   f"tokens{'' if chunked else '; inference.model_chunk_size lowers the memory'})")
+                   f"the query has {query.n_tokens} tokens (padded to {token_bucket(query.n_tokens)}): "
+                   f"about {need:.0f} GB on the GPU, more than inference.gpu_memory_gb = "
+                   f"{inference['gpu_memory_gb']:g} (at most {max_tokens} tokens"
+                   f"{'' if chunked else '; inference.model_chunk_size lowers the memory'})")

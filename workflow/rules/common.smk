@@ -80,7 +80,9 @@ def chunk_runtime(wildcards, attempt):
     chunk = CHUNKS[wildcards.chunk]
     seeds = len(config["inference"]["seeds"])
     tasks = seeds * len(chunk.items) if chunk.bucket else 0
-    return job_runtime_min(tasks, seeds * chunk.tokens_squared, inference_gpu() > 0, attempt)
+    return job_runtime_min(
+        tasks, seeds * chunk.tokens_squared, inference_gpu() > 0, attempt
+    )
 
 
 def chunk_tables(stage, suffix=""):
