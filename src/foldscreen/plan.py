@@ -81,8 +81,11 @@ def plan_chunks(screen: ScreenItems, chunk_size: int, token_budget: int, salt: s
     """
     groups: list[tuple[int, list[int]]] = []  # (bucket, items), in order of the first item
     open_groups: dict[int, tuple[list[int], list[int]]] = {}  # bucket -> (items, [tokens])
+    sizes: dict[int, int] = {}  # tokens -> bucket (few distinct counts in a large screen)
     for index, tokens in enumerate(screen.tokens):
-        size = NO_INFERENCE if not tokens or refused(tokens, max_tokens) else token_bucket(tokens)
+        if (size := sizes.get(tokens)) is None:
+            size = sizes[tokens] = (NO_INFERENCE if not tokens or refused(tokens, max_tokens)
+                                    else token_bucket(tokens))
         items, total = open_groups.get(size, (None, [0]))
         if items is None or len(items) >= chunk_size or (items and total[0] + tokens > token_budget):
             items, total = [], [0]
@@ -90,10 +93,12 @@ def plan_chunks(screen: ScreenItems, chunk_size: int, token_budget: int, salt: s
             open_groups[size] = items, total
         items.append(index)
         total[0] += tokens
+    tokens = screen.tokens
     return [
-        Chunk(f"chunk_{n:05d}", tuple(items), size, sum(screen.tokens[i] for i in items),
-              sum(screen.tokens[i] ** 2 for i in items) if size else 0,
-              chunk_digest([item_key(screen, i, max_tokens) for i in items], salt))
+        Chunk(f"chunk_{n:05d}", tuple(items), size, sum(tokens[i] for i in items),
+              sum(tokens[i] ** 2 for i in items) if size else 0,
+              chunk_digest([screen.digests[i] for i in items] if size else
+                           [item_key(screen, i, max_tokens) for i in items], salt))
         for n, (size, items) in enumerate(groups)
     ]
 
