@@ -80,25 +80,25 @@ def plan_chunks(screen: ScreenItems, chunk_size: int, token_budget: int, salt: s
     items or the settings in `salt` change; that reruns the chunk's jobs.
     """
     groups: list[tuple[int, list[int]]] = []  # (bucket, items), in order of the first item
-    open_groups: dict[int, tuple[list[int], list[int]]] = {}  # bucket -> (items, [tokens])
+    group_tokens: list[int] = []
+    last_of: dict[int, int] = {}  # bucket -> its last group, the one still filling
     sizes: dict[int, int] = {}  # tokens -> bucket (few distinct counts in a large screen)
     for index, tokens in enumerate(screen.tokens):
         if (size := sizes.get(tokens)) is None:
             size = sizes[tokens] = (NO_INFERENCE if not tokens or refused(tokens, max_tokens)
                                     else token_bucket(tokens))
-        items, total = open_groups.get(size, (None, [0]))
-        if items is None or len(items) >= chunk_size or (items and total[0] + tokens > token_budget):
-            items, total = [], [0]
-            groups.append((size, items))
-            open_groups[size] = items, total
-        items.append(index)
-        total[0] += tokens
-    tokens = screen.tokens
+        last = last_of.get(size)
+        if last is None or len(groups[last][1]) >= chunk_size or group_tokens[last] + tokens > token_budget:
+            last = last_of[size] = len(groups)
+            groups.append((size, []))
+            group_tokens.append(0)
+        groups[last][1].append(index)
+        group_tokens[last] += tokens
+    counts = screen.tokens
     return [
-        Chunk(f"chunk_{n:05d}", tuple(items), size, sum(tokens[i] for i in items),
-              sum(tokens[i] ** 2 for i in items) if size else 0,
-              chunk_digest([screen.digests[i] for i in items] if size else
-                           [item_key(screen, i, max_tokens) for i in items], salt))
+        Chunk(f"chunk_{n:05d}", tuple(items), size, group_tokens[n],
+              sum(counts[i] ** 2 for i in items) if size else 0,
+              chunk_digest([item_key(screen, i, max_tokens) for i in items], salt))
         for n, (size, items) in enumerate(groups)
     ]
 
