@@ -72,7 +72,8 @@ def main() -> None:
         dry.append(seconds(lambda: subprocess.run(dry_run, check=True, capture_output=True)))
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         dry_cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    print(json.dumps({"queries": args.queries, "chunk_size": args.chunk_size, "chunks": len(chunks), "first_plan_s": round(first, 2),
+    print(json.dumps({"queries": args.queries, "chunk_size": args.chunk_size, "chunks": len(chunks),
+                      "first_plan_s": round(first, 2),
                       "cached_plan_median_s": round(statistics.median(later), 3),
                       "chunk_items_median_s": round(statistics.median(job), 3),
                       "slurm_dry_run_s": [round(d, 1) for d in dry],
