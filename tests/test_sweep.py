@@ -111,8 +111,11 @@ def test_a_sweep_of_two_arms_aligns_once_and_every_table_holds_both_arms(tmp_pat
         counts = {key: server.counts[key] for key in ("msa_sequences", "pair", "pair_sequences")}
         assert counts == {"msa_sequences": 2, "pair": 1, "pair_sequences": 2}
     out = folder / OUT
-    assert sorted(p.relative_to(out).as_posix() for p in (out / "msa").glob("**/*.parquet")) == [
-        "msa/chunk_00000.parquet"]
+    # one msa table per chunk, shared by both arms (no per-arm or per-mode folders)
+    chunks = sorted(p.stem for p in (out / "ingest").glob("chunk_*.parquet") if "." not in p.stem)
+    msa = sorted(p.relative_to(out / "msa").as_posix() for p in (out / "msa").glob("**/chunk_*.parquet")
+                 if "." not in p.stem)
+    assert chunks and msa == [f"{chunk}.parquet" for chunk in chunks]
 
     settings = {"samples_per_seed": 1, "diffusion_steps": 2, "precision": "float32", "msa_mode": "server"}
     tables = {name: pd.read_parquet(out / f"{name}.parquet") for name in TABLES}
@@ -146,11 +149,13 @@ def test_a_sweep_of_two_arms_aligns_once_and_every_table_holds_both_arms(tmp_pat
     config["sweep"]["recycles"].append(2)
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     dry = run_snakemake(folder, "-n").stdout
-    assert planned(dry, "inference_chunk") == [f"{OUT}/arms/recycles-2/inference/chunk_00000.parquet"]
+    assert sorted(planned(dry, "inference_chunk")) == [f"{OUT}/arms/recycles-2/inference/{chunk}.parquet"
+                                                       for chunk in chunks]
     assert planned(dry, "msa_chunk") == []
     config["sweep"]["msa_mode"] = ["server", "single_sequence"]
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     dry = run_snakemake(folder, "-n").stdout
-    assert sorted(planned(dry, "msa_chunk")) == [f"{OUT}/msa/{mode}/chunk_00000.parquet"
-                                                 for mode in ("server", "single_sequence")]
-    assert len(planned(dry, "inference_chunk")) == 6
+    modes = ("server", "single_sequence")
+    assert sorted(planned(dry, "msa_chunk")) == [f"{OUT}/msa/{mode}/{chunk}.parquet"
+                                                 for mode in modes for chunk in chunks]
+    assert len(planned(dry, "inference_chunk")) == 6 * len(chunks)  # 3 recycles x 2 modes
