@@ -2,6 +2,7 @@ rule tables_chunk:
     """One chunk's predictions read once into its partial tables (samples, chains, chain pairs, residues)."""
     input:
         samples=f"{OUT}/inference/{{chunk}}.parquet",
+        queries=f"{OUT}/ingest/{{chunk}}.parquet",
     output:
         **{table: f"{OUT}/tables/{{chunk}}.{table}.parquet" for table in TABLE_PARTS},
     log:

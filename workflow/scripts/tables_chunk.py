@@ -5,4 +5,8 @@ from foldscreen.contracts import PARTS
 from foldscreen.reports import tables_chunk
 
 logs.setup(snakemake.log[0])
-tables_chunk(Path(snakemake.input.samples), {name: Path(snakemake.output[name]) for name in PARTS})
+tables_chunk(
+    Path(snakemake.input.samples),
+    Path(snakemake.input.queries),
+    {name: Path(snakemake.output[name]) for name in PARTS},
+)

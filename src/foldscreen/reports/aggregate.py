@@ -20,7 +20,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..contracts import FAILURE_COLUMNS, INFERENCE_COLUMNS, INGEST_COLUMNS, MSA_COLUMNS, PARTS
+from ..contracts import (
+    FACTOR_COLUMNS,
+    FAILURE_COLUMNS,
+    INFERENCE_COLUMNS,
+    INGEST_COLUMNS,
+    INGEST_FAILURE_COLUMNS,
+    MSA_COLUMNS,
+    PARTS,
+)
 from ..contracts.schema import table_writer, to_arrow, write_table
 from ..io import atomic_path
 from .metadata import run_metadata
@@ -46,10 +54,12 @@ def part_path(folder: Path, chunk: str, table: str) -> Path:
     return Path(folder) / f"{chunk}.{table}.parquet"
 
 
-def tables_chunk(inference_table: Path, outputs: Mapping[str, Path]) -> None:
-    """The chunk's partial tables (PARTS), its samples ranked; a sample whose files cannot be read
-    becomes a failure."""
+def tables_chunk(inference_table: Path, ingest_table: Path, outputs: Mapping[str, Path]) -> None:
+    """The chunk's partial tables (PARTS), its samples ranked and given their queries' design
+    factors (from the chunk's ingest table); a sample whose files cannot be read becomes a failure."""
     ranked = rank_samples(pd.read_parquet(inference_table, columns=INFERENCE_COLUMNS))
+    factors = read_tables([ingest_table], ["query_id", *FACTOR_COLUMNS])
+    ranked = ranked.merge(factors, "left", "query_id")
     chains: list[dict] = []
     pairs: list[dict] = []
     residues: list[pa.Table] = []
@@ -72,7 +82,8 @@ def tables_chunk(inference_table: Path, outputs: Mapping[str, Path]) -> None:
     write_table(outputs["chains"], pd.DataFrame(chains, columns=columns("chains")), "chains")
     write_table(outputs["chain_pairs"], pd.DataFrame(pairs, columns=columns("chain_pairs")), "chain_pairs")
     write_table(outputs["residues"], _concat(residues, "residues"), "residues")
-    write_table(outputs["failures"], pd.DataFrame(failures, columns=FAILURE_COLUMNS), "failures")
+    failed = pd.DataFrame(failures, columns=FAILURE_COLUMNS).merge(factors, "left", "query_id")
+    write_table(outputs["failures"], failed, "failures")
 
 
 def read_confidences(path: Path) -> dict[str, Any]:
@@ -93,11 +104,11 @@ def aggregate(ingest_tables: Sequence[Path], ingest_failures: Sequence[Path], ms
 
     best = samples[samples["rank"] == 1]
     ranked = link_ranked(out / "ranked", dict(zip(best["query_id"], best["model_path"])))
+    ingested = read_tables(ingest_tables, INGEST_COLUMNS)
     failures = failures_table(
-        read_tables(ingest_failures, FAILURE_COLUMNS), read_tables(msa_tables, MSA_COLUMNS),
-        read_tables([*inference_failures, *parts["failures"]], FAILURE_COLUMNS))
-    queries = best_per_query(read_tables(ingest_tables, INGEST_COLUMNS), samples,
-                             _best_pairs(parts["chain_pairs"]), failures, ranked)
+        read_tables(ingest_failures, INGEST_FAILURE_COLUMNS), read_tables(msa_tables, MSA_COLUMNS),
+        read_tables([*inference_failures, *parts["failures"]], FAILURE_COLUMNS), ingested)
+    queries = best_per_query(ingested, samples, _best_pairs(parts["chain_pairs"]), failures, ranked)
     write_table(out / "queries.parquet", queries, "queries", metadata)
     write_table(out / "failures.parquet", failures, "failures", metadata)
 
