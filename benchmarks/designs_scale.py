@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def write_fasta(path: Path, prefix: str, n: int, rng: random.Random) -> None:
-    path.write_text("".join(f">{prefix}{i}\n{''.join(rng.choice(AMINO) for _ in range(rng.randint(50, 300)))}\n"
-                            for i in range(n)))
+    sequences = ["".join(rng.choice(AMINO) for _ in range(rng.randint(50, 300))) for _ in range(n)]
+    path.write_text("".join(f">{prefix}{i}\n{sequence}\n" for i, sequence in enumerate(sequences)))
 
 
 class CountingSource:
@@ -51,7 +51,8 @@ class CountingSource:
         self.aligned: list[str] = []
         self.paired: list[tuple[str, ...]] = []
 
-    def align(self, sequences: Sequence[str], workdir: Path, on_result: Callable | None = None) -> dict[str, str]:
+    def align(self, sequences: Sequence[str], workdir: Path,
+              on_result: Callable | None = None) -> dict[str, str]:
         self.aligned += sequences
         return {s: f">query\n{s}\n" for s in sequences}
 
@@ -74,7 +75,8 @@ def alignment_requests(config: dict, chunks: list) -> dict[str, int]:
     root = Path(config["msa"]["cache"])
     chains, sets = set(), set()
     for chunk in chunks:
-        queries = [(q.query_id, q.chains) for q in screen.items(chunk.start, chunk.end) if isinstance(q, Query)]
+        items = screen.items(chunk.start, chunk.end)
+        queries = [(q.query_id, q.chains) for q in items if isinstance(q, Query)]
         chains |= {c.sequence for _, cs in queries for c in cs}
         sets |= {tuple(sorted({c.sequence for c in cs})) for _, cs in queries}
         mains = main_alignments(queries, "server", source, root)

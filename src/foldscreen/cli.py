@@ -181,7 +181,8 @@ def _aggregate(args: argparse.Namespace) -> None:
     inference = _tables(out, "inference")
     parts = chunk_parts(out / "tables", [p.stem for p in inference])
     for index, table in enumerate(inference):
-        tables_chunk(table, out / "ingest" / table.name, {name: paths[index] for name, paths in parts.items()})
+        outputs = {name: paths[index] for name, paths in parts.items()}
+        tables_chunk(table, out / "ingest" / table.name, outputs)
     aggregate(_tables(out, "ingest"), _tables(out, "ingest", True), _tables(out, "msa"),
               _tables(out, "inference", True), parts, out, config_sha256(config))
     print(f"{out}/{{samples,queries,chains,chain_pairs,residues,failures}}.parquet")

@@ -67,7 +67,7 @@ def expand_designs(designs: list[dict[str, Any]]) -> list[Item]:
     for index, entry in enumerate(designs):
         design = Design(index, entry)
         if design.name in names:
-            raise design.error("name", f"{design.name!r} is already the name of designs[{names[design.name]}]")
+            raise design.error("name", f"{design.name!r} is the name of designs[{names[design.name]}] too")
         names[design.name] = index
         items += EXPANDERS[design.kind](design)
     return items
@@ -128,7 +128,7 @@ class Mutation:
 
 def mutation_text(mutations: Iterable[Mutation]) -> str:
     """`A23G`, `B:A23G`, `K48R/K63R`: the `mutation` factor."""
-    return "/".join((f"{m.chain}:" if m.chain else "") + f"{m.wild_type}{m.position}{m.new}" for m in mutations)
+    return "/".join(f"{m.chain + ':' if m.chain else ''}{m.wild_type}{m.position}{m.new}" for m in mutations)
 
 
 def mutation_id(text: str) -> str:
@@ -150,14 +150,15 @@ class Design:
     def __init__(self, index: int, entry: Any) -> None:
         self.index = index
         if not isinstance(entry, dict) or entry.get("kind") not in FIELDS or not entry.get("name"):
-            raise DesignError(f"designs[{index}]: a design needs a name and a kind, one of {', '.join(FIELDS)}")
+            raise DesignError(f"designs[{index}]: a design needs a name and a kind ({', '.join(FIELDS)})")
         self.entry = entry
         self.name = str(entry["name"])
         self.kind = str(entry["kind"])
         allowed = FIELDS[self.kind]
         unknown = sorted(set(entry) - {"name", "kind"} - set(allowed))
         if unknown:
-            raise self.error(unknown[0], f"not a field of a {self.kind} design (its fields: {', '.join(allowed)})")
+            fields = ", ".join(allowed)
+            raise self.error(unknown[0], f"not a field of a {self.kind} design (its fields: {fields})")
         missing = [field for field, required in allowed.items() if required and field not in entry]
         if missing:
             raise self.error(missing[0], f"a {self.kind} design needs {missing[0]}")
@@ -192,7 +193,8 @@ class Design:
         """The query of `parts` (each member in its copies, then `extra` chains), id `a__b__...`."""
         query_id, notes = self.query_id(suffixes)
         factors = {**self.factors, **factors}
-        source = f"{self.name}: " + " x ".join([m.item.source for m, _ in parts] + [extra_source] * bool(extra))
+        sources = [m.item.source for m, _ in parts] + ([extra_source] if extra else [])
+        source = f"{self.name}: " + " x ".join(sources)
         for member, _ in parts:
             if isinstance(member.item, Failure):
                 failed = member.item
@@ -200,7 +202,7 @@ class Design:
                                f"{describe(factors)}{member.label} ({failed.source}) cannot be read: "
                                f"{failed.reason}", factors)
             notes += member.item.notes
-        chains = combine([(member.item.chains, copies) for member, copies in parts if isinstance(member.item, Query)]
+        chains = combine([(m.item.chains, copies) for m, copies in parts if isinstance(m.item, Query)]
                          + [(extra, 1)])
         return Query(query_id, chains, source, query_id, tuple(notes), factors)
 
@@ -263,7 +265,7 @@ def all_vs_all(design: Design) -> list[Item]:
 def oligomers(design: Design) -> list[Item]:
     """Each protein in 1..max_copies copies, or in each number of `copies`: `protein__x3`."""
     if ("max_copies" in design.entry) == ("copies" in design.entry):
-        raise design.error("max_copies", "give either max_copies (1..k copies) or copies (a list), not both or neither")
+        raise design.error("max_copies", "give max_copies (1..k copies) or copies (a list): one of the two")
     counts = design.get("copies") or list(range(1, design.get("max_copies") + 1))
     if not isinstance(counts, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1
                                                for n in counts):
@@ -372,8 +374,8 @@ def mutants(design: Design) -> list[Item]:
     for j, text in enumerate(texts):
         parsed = parse_mutations(str(text))
         if parsed is None:
-            raise design.error(f"mutations[{j}]", f"{text!r} is not a mutation: write A23G (residue, position, "
-                                                  "new residue), B:A23G for chain B, K48R/K63R for several")
+            raise design.error(f"mutations[{j}]", f"{text!r} is not a mutation: write A23G (residue, "
+                                                  "position, new residue), B:A23G on chain B, K48R/K63R")
         out.append(_mutant(design, wild_type, parsed))
     scans = design.get("scan", [])
     if not isinstance(scans, list):
@@ -398,8 +400,9 @@ def _wild_type(design: Design) -> WildType:
             raise design.error("wild_type_id", f"no query {wanted!r} in the wild_type file (it holds "
                                                f"{', '.join(m.id for m in members[:10])})")
     elif len(members) != 1:
-        raise design.error("wild_type", f"the file holds {len(members)} queries "
-                                        f"({', '.join(m.id for m in members[:10])}): name one with wild_type_id")
+        listed = ", ".join(m.id for m in members[:10])
+        raise design.error("wild_type", f"the file holds {len(members)} queries ({listed}): "
+                                        "name one with wild_type_id")
     else:
         chosen = members
     member = chosen[0]
@@ -425,7 +428,7 @@ def _scan(design: Design, wild_type: WildType, j: int, spec: str) -> list[Item]:
     """Every other standard residue at each position of `spec` (`20-25`, `B:20-25`, `7`)."""
     match = _SCAN.match(spec.strip())
     if match is None or (match["end"] and int(match["end"]) < int(match["start"])):
-        raise design.error(f"scan[{j}]", f"{spec!r} is not a residue range: write 20-25, 7, or B:20-25 for chain B")
+        raise design.error(f"scan[{j}]", f"{spec!r} is not a residue range: write 20-25, 7, or B:20-25")
     start, end = int(match["start"]), int(match["end"] or match["start"])
     try:
         chain = _mutated_chain(wild_type.query.chains, match["chain"], spec)
@@ -438,8 +441,9 @@ def _scan(design: Design, wild_type: WildType, j: int, spec: str) -> list[Item]:
         out += [_mutant(design, wild_type, [Mutation(match["chain"], residue, position, new)])
                 for new in AMINO_ACIDS if new != residue]
     if end > len(sequence):
-        out.append(_scan_failure(design, wild_type, spec, f"positions {max(start, len(sequence) + 1)}-{end} are "
-                                 f"past the end of chain {chain.chain_ids[0]} ({len(sequence)} residues)"))
+        first = max(start, len(sequence) + 1)
+        out.append(_scan_failure(design, wild_type, spec, f"positions {first}-{end} are past the end of "
+                                 f"chain {chain.chain_ids[0]} ({len(sequence)} residues)"))
     return out
 
 
@@ -456,8 +460,9 @@ def _mutated_chain(chains: tuple[Chain, ...], selector: str | None, text: str) -
     if selector is None:
         if len(proteins) != 1:
             ids = [cid for c in proteins for cid in c.chain_ids]
-            raise ReadError("mutation", f"{text}: the wild type has protein chains {', '.join(ids) or 'none'}; "
-                                        f"name one, as in {ids[0] if ids else 'A'}:{text}")
+            example = f"{ids[0] if ids else 'A'}:{text}"
+            raise ReadError("mutation", f"{text}: the wild type has protein chains "
+                                        f"{', '.join(ids) or 'none'}; name one, as in {example}")
         return proteins[0]
     for chain in chains:
         if selector in chain.chain_ids:
@@ -465,7 +470,7 @@ def _mutated_chain(chains: tuple[Chain, ...], selector: str | None, text: str) -
                 raise ReadError("mutation", f"{text}: chain {selector} is {chain.molecule_type}, not protein")
             return chain
     ids = [cid for c in chains for cid in c.chain_ids]
-    raise ReadError("mutation", f"{text}: the wild type has no chain {selector} (its chains: {', '.join(ids)})")
+    raise ReadError("mutation", f"{text}: the wild type has no chain {selector} (chains {', '.join(ids)})")
 
 
 def mutate(chains: tuple[Chain, ...], mutations: list[Mutation]) -> tuple[Chain, ...]:
