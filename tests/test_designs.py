@@ -147,7 +147,7 @@ def test_a_mutation_of_one_copy_splits_the_entity(files):
     ({"name": "x", "kind": "pulldown", "baits": "missing.fasta", "preys": "preys.fasta"},
      r"designs\[0\]\.baits: no such file missing\.fasta"),
     ({"name": "x", "kind": "oligomers", "proteins": "wt.fasta", "max_copies": 2, "copies": [1]},
-     r"designs\[0\]\.max_copies: give either"),
+     r"designs\[0\]\.max_copies: give max_copies"),
     ({"name": "x", "kind": "ligands", "targets": "wt.fasta", "max_copies": 2},
      r"designs\[0\]\.max_copies: not a field of a ligands design"),
     ({"name": "x", "kind": "mutants", "wild_type": "wt.fasta", "mutations": ["Q2A", "2A"]},
@@ -160,9 +160,10 @@ def test_a_mutation_of_one_copy_splits_the_entity(files):
      r"designs\[0\]\.wild_type_id: no query 'b9'"),
     ({"name": "x", "kind": "ligands", "targets": "wt.fasta", "library": "baits.fasta"},
      r"designs\[0\]\.library: .*unknown library type"),
+    (None, r"queries: the screen has no query files and no designs"),
 ])
 def test_a_malformed_design_is_a_plan_error(files, design, message):
-    config = {"screen": "s", "results": "results", "designs": [design],
+    config = {"screen": "s", "results": "results", "designs": [design] if design else [],
               "inference": {"chunk_size": 2, "token_budget": 1000}, "ingest": {}}
     with pytest.raises(plan.PlanError, match=message):
         plan.plan_screen(config)

@@ -102,8 +102,11 @@ class PlanError(ValueError):
 
 
 def source_paths(config: dict[str, Any]) -> list[Path]:
-    """The query files; refuses, naming the `queries` key, any that is not there."""
+    """The query files; refuses, naming the `queries` key, any that is not there, and a screen
+    of neither query files nor designs."""
     paths = [Path(p) for p in config.get("queries") or []]
+    if not paths and not config.get("designs"):
+        raise PlanError("queries: the screen has no query files and no designs (give either or both)")
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise PlanError(f"queries: no such file {', '.join(missing)} (relative paths start at {Path.cwd()})")
