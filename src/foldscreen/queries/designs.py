@@ -191,7 +191,7 @@ class Design:
     def combined(self, suffixes: list[str], parts: list[tuple[Member, int]], factors: dict[str, Any],
                  extra: tuple[Chain, ...] = (), extra_source: str = "") -> Item:
         """The query of `parts` (each member in its copies, then `extra` chains), id `a__b__...`."""
-        query_id, notes = self.query_id(suffixes)
+        query_id, notes = joined_id(suffixes)
         factors = {**self.factors, **factors}
         sources = [m.item.source for m, _ in parts] + ([extra_source] if extra else [])
         source = f"{self.name}: " + " x ".join(sources)
@@ -206,11 +206,11 @@ class Design:
                          + [(extra, 1)])
         return Query(query_id, chains, source, query_id, tuple(notes), factors)
 
-    def query_id(self, parts: list[str]) -> tuple[str, list[str]]:
-        """`a__b`, shortened (with a note) when over the length of a query id."""
-        joined = "__".join(parts)
-        query_id, note = sanitise_id(joined)
-        return query_id, [note] if note else []
+
+def joined_id(parts: list[str]) -> tuple[str, list[str]]:
+    """`a__b`, shortened (with a note) when over the length of a query id."""
+    query_id, note = sanitise_id("__".join(parts))
+    return query_id, [note] if note else []
 
 
 def combine(parts: list[tuple[tuple[Chain, ...], int]]) -> tuple[Chain, ...]:
@@ -282,7 +282,7 @@ def ligands(design: Design) -> list[Item]:
         for ligand in library:
             factors = {"target": target.id, "ligand_id": ligand.id}
             if ligand.problem:
-                query_id, _ = design.query_id([target.id, ligand.id])
+                query_id, _ = joined_id([target.id, ligand.id])
                 factors = {**design.factors, **factors}
                 out.append(Failure(query_id, f"{design.name}: {ligand.source}", "ingest", "library",
                                    f"{describe(factors)}{ligand.problem}", factors))
@@ -363,7 +363,7 @@ def _library_sdf(design: Design, path: Path) -> Iterator[Ligand]:
 def mutants(design: Design) -> list[Item]:
     """The wild type (`wt__wt`), each listed mutant and every substitution of the scan."""
     wild_type = _wild_type(design)
-    query_id, notes = design.query_id([wild_type.id, WILD_TYPE])
+    query_id, notes = joined_id([wild_type.id, WILD_TYPE])
     factors = {**design.factors, "target": wild_type.id, "mutation": WILD_TYPE}
     query = wild_type.query
     out: list[Item] = [Query(query_id, query.chains, f"{design.name}: {query.source}", query_id,
@@ -414,7 +414,7 @@ def _wild_type(design: Design) -> WildType:
 
 def _mutant(design: Design, wild_type: WildType, mutations: list[Mutation]) -> Item:
     text = mutation_text(mutations)
-    query_id, notes = design.query_id([wild_type.id, mutation_id(text)])
+    query_id, notes = joined_id([wild_type.id, mutation_id(text)])
     factors = {**design.factors, "target": wild_type.id, "mutation": text}
     source = f"{design.name}: {wild_type.query.source} {text}"
     try:
@@ -448,7 +448,7 @@ def _scan(design: Design, wild_type: WildType, j: int, spec: str) -> list[Item]:
 
 
 def _scan_failure(design: Design, wild_type: WildType, spec: str, reason: str) -> Failure:
-    query_id, _ = design.query_id([wild_type.id, f"scan_{spec}"])
+    query_id, _ = joined_id([wild_type.id, f"scan_{spec}"])
     factors = {**design.factors, "target": wild_type.id, "mutation": f"scan {spec}"}
     return Failure(query_id, f"{design.name}: {wild_type.query.source}", "ingest", "scan",
                    f"{describe(factors)}{reason}", factors)
