@@ -31,4 +31,4 @@ rule all:
 rule msa:
     """Fill the MSA cache for every query of the screen, and stop."""
     input:
-        chunk_tables("msa"),
+        msa_tables(),

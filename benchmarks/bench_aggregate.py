@@ -181,15 +181,17 @@ def copy_partials(parts: dict[str, list[Path]], source: int, target: int, chunk_
 
 
 COMBINE = """
+import json
 import sys
 from pathlib import Path
-from foldscreen.reports import aggregate, chunk_parts
-chunks = sys.argv[1].split(",")
+from foldscreen.reports import ArmTables, aggregate, chunk_parts
+chunks, arm = sys.argv[1].split(","), json.loads(sys.argv[2])
 out = Path("results/bench")
 def stage(name, suffix=""):
     return [out / name / f"{c}{suffix}.parquet" for c in chunks]
-aggregate(stage("ingest"), stage("ingest", ".failures"), stage("msa"), stage("inference", ".failures"),
-          chunk_parts(out / "tables", chunks), out, "bench")
+tables = ArmTables(arm, stage("msa"), stage("inference", ".failures"), chunk_parts(out / "tables", chunks),
+                   out / "ranked")
+aggregate(stage("ingest"), stage("ingest", ".failures"), [tables], out, "bench")
 """
 
 
@@ -224,11 +226,13 @@ def main() -> None:
         generate_s = time.perf_counter() - started
         out = Path("results/bench")
         parts = chunk_parts(out / "tables", chunks)
+        arm = {"arm": "default", "samples_per_seed": args.samples, "recycles": None, "diffusion_steps": None,
+               "precision": "float32", "msa_mode": "single_sequence"}  # a screen without a sweep
         measured = min(args.measured_chunks, len(chunks))
         started = time.perf_counter()
         for index in range(measured):
             tables_chunk(out / "inference" / f"{chunks[index]}.parquet",
-                         {name: paths[index] for name, paths in parts.items()})
+                         {name: paths[index] for name, paths in parts.items()}, arm)
         per_chunk_s = (time.perf_counter() - started) / measured
         for index in range(measured, len(chunks)):
             copy_partials(parts, 0, index, args.chunk_size)
@@ -237,7 +241,7 @@ def main() -> None:
             for name in ("samples", "queries", "chains", "chain_pairs", "residues", "failures"):
                 (out / f"{name}.parquet").unlink(missing_ok=True)
             shutil.rmtree(out / "ranked", ignore_errors=True)
-            combine.append(timed([sys.executable, "-c", COMBINE, ",".join(chunks)]))
+            combine.append(timed([sys.executable, "-c", COMBINE, ",".join(chunks), json.dumps(arm)]))
         rows = {name: len(pd.read_parquet(out / f"{name}.parquet", columns=["query_id"]))
                 for name in ("samples", "chains", "chain_pairs", "residues", "queries")}
         sizes = {name: round((out / f"{name}.parquet").stat().st_size / 2**20, 1)

@@ -54,6 +54,16 @@ def require(*tools: str) -> None:
         pytest.skip(reason)
 
 
+def require_viewer() -> None:
+    """In a test of the report's 3D view: skip when ./install.sh has not vendored the viewer library
+    (under CI: fail)."""
+    from foldscreen.reports.viewer import viewer_library
+
+    if viewer_library() is None:
+        reason = "the report's 3D viewer (3Dmol.js from npm) is not vendored: run ./install.sh --viewer"
+        pytest.fail(reason) if os.environ.get("FOLDSCREEN_REQUIRE_TOOLS") else pytest.skip(reason)
+
+
 def screen_config(folder: Path, **inference) -> dict:
     return {
         "screen": "test",
@@ -85,6 +95,38 @@ def run_snakemake(folder: Path, *args: str, check: bool = True) -> subprocess.Co
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--enable-unsafe-swiftshader", "--window-size=1280,1600"]  # WebGL in software
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium driven by Selenium, recording every request the pages make."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    require("chromium", "chromedriver")
+    options = Options()
+    options.binary_location = shutil.which("chromium")
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SE_OFFLINE", "true")  # Selenium Manager must not look for drivers online
+        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+        yield driver
+        driver.quit()
+
+
+def requested_urls(browser) -> list[str]:
+    """The URLs the browser requested since the last call (from its performance log)."""
+    import json
+
+    events = [json.loads(entry["message"])["message"] for entry in browser.get_log("performance")]
+    return [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -164,20 +165,37 @@ def test_openfold3_featurisation_reads_the_cached_alignment(tmp_path):
     assert batch["has_deletion"][0, 3].nonzero().flatten().tolist() == [18]  # 'psd' inserted
 
 
-def test_featurising_in_a_worker_gives_the_same_predictions(screen, tmp_path):
+def cif_coordinates(text: str) -> np.ndarray:
+    """The x, y, z columns of an mmCIF's atom_site rows."""
+    rows = [line.split() for line in text.splitlines() if line.startswith(("ATOM", "HETATM"))]
+    header = [line.split(".")[1].strip() for line in text.splitlines() if line.startswith("_atom_site.")]
+    columns = [header.index(name) for name in ("Cartn_x", "Cartn_y", "Cartn_z")]
+    return np.array([[float(row[c]) for c in columns] for row in rows])
+
+
+def test_featurising_ahead_and_batching_give_the_same_predictions(screen, tmp_path):
+    """Featurised in a worker: the same files. Both seeds in one forward pass (batch_tokens):
+    the same structures and scores to float32 rounding, and each seed its own."""
     tables = screen / "ingest" / "all.parquet", screen / "msa" / "all.parquet"
-    structures = {}
-    for workers in (0, 1):
+    structures, scores = {}, {}
+    for run, (workers, batch_tokens) in {"alone": (0, 0), "worker": (1, 0), "batched": (0, 64)}.items():
         settings = InferenceSettings(seeds=(1, 2), samples=1, diffusion_steps=3, recycles=0,
-                                     threads=1, featurise_workers=workers)
-        predictions = tmp_path / f"workers_{workers}"
-        run_chunk(*tables, settings, predictions, tmp_path / f"s{workers}.parquet",
-                  tmp_path / f"f{workers}.parquet")
-        samples = pd.read_parquet(tmp_path / f"s{workers}.parquet")
+                                     threads=1, featurise_workers=workers, batch_tokens=batch_tokens)
+        predictions = tmp_path / run
+        run_chunk(*tables, settings, predictions, tmp_path / f"s_{run}.parquet",
+                  tmp_path / f"f_{run}.parquet")
+        samples = pd.read_parquet(tmp_path / f"s_{run}.parquet")
         assert sorted(samples["seed"]) == [1, 2]
-        assert set(pd.read_parquet(tmp_path / f"f{workers}.parquet")["query_id"]) == {"lost_msa"}
-        files = {seed: predictions / "pep" / f"seed_{seed}" / f"pep_seed_{seed}_sample_1_model.cif"
-                 for seed in (1, 2)}
-        structures[workers] = {seed: path.read_text() for seed, path in files.items()}
-    assert structures[0] == structures[1]
-    assert structures[0][1] != structures[0][2]
+        assert set(pd.read_parquet(tmp_path / f"f_{run}.parquet")["query_id"]) == {"lost_msa"}
+        folders = {seed: predictions / "pep" / f"seed_{seed}" for seed in (1, 2)}
+        structures[run] = {seed: (f / f"pep_seed_{seed}_sample_1_model.cif").read_text()
+                           for seed, f in folders.items()}
+        scores[run] = samples.sort_values("seed")[["ptm", "avg_plddt", "sample_ranking_score"]].to_numpy()
+        batched = {json.loads((f / "task.json").read_text())["batched_with"] for f in folders.values()}
+        assert batched == ({2} if batch_tokens else {1})
+    assert structures["alone"] == structures["worker"]
+    assert structures["alone"][1] != structures["alone"][2]
+    for seed in (1, 2):
+        alone, batched = (cif_coordinates(structures[run][seed]) for run in ("alone", "batched"))
+        assert np.abs(alone - batched).max() <= 2e-3  # mmCIF keeps 3 decimals
+    np.testing.assert_allclose(scores["batched"], scores["alone"], atol=1e-4)

@@ -35,6 +35,9 @@ def test_an_installed_wheel_reads_its_schemas_from_the_package(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "foldscreen/contracts/schemas/config.schema.yaml" in names
     assert "foldscreen/contracts/schemas/tables/samples.yaml" in names
+    assert "foldscreen/reports/templates/viewer.js" in names
+    viewer = "foldscreen/reports/templates/3Dmol-min.js"  # vendored by install.sh, when it has run
+    assert (viewer in names) == (REPO / "src" / viewer).is_file()
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True,
                    capture_output=True)

@@ -8,11 +8,12 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import gemmi
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import require, run_snakemake
+from conftest import requested_urls, require_viewer, run_snakemake
 
 from foldscreen.cli import main
 from foldscreen.reports.figures import PAE_HIGH, PAE_LOW, PAE_MAX, heatmap_png
@@ -20,30 +21,10 @@ from foldscreen.reports.html import SCATTER_POINTS, TABLE_ROWS, render_report
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
 
 @pytest.fixture(scope="module")
 def out(finished_screen) -> Path:
     return finished_screen / "results" / "test"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    require("chromium", "chromedriver")
-    options = Options()
-    options.binary_location = shutil.which("chromium")
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("SE_OFFLINE", "true")  # Selenium Manager must not look for drivers online
-        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-        yield driver
-        driver.quit()
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +90,51 @@ def test_top_hits_profiles_and_heatmaps(page, out):
         drawn = np.asarray(first_row).reshape(-1, 4)[:, :3]
         assert np.abs(drawn - expected).max() <= 1
         assert (drawn != 255).any()  # not blank
+
+
+PLDDT_BANDS = [(90, 0x0053D6), (70, 0x65CBF3), (50, 0xFFDB13), (-np.inf, 0xFF7D45)]
+
+
+def plddt_colour(plddt: float) -> int:
+    return next(colour for low, colour in PLDDT_BANDS if plddt > low)
+
+
+def viewer_atoms(page, key: str) -> list[list]:
+    return page.execute_script("""
+        return window.foldscreenViewers[arguments[0]].getModel().selectedAtoms({})
+            .map(a => [a.chain, a.hetflag, a.b, a.color]);""", key)
+
+
+def test_top_hits_3d_views(page, out):
+    """Each top hit's best structure in a 3Dmol.js viewer: every atom, chain and ligand atom of its
+    mmCIF (read with gemmi), coloured by pLDDT, and by chain after a click."""
+    require_viewer()
+    queries = pd.read_parquet(out / "queries.parquet")
+    hits = page.find_elements("css selector", "article.hit")
+    assert len(hits) == len(queries) == 3
+    for hit, row in zip(hits, queries.itertuples()):
+        key = hit.find_element("css selector", ".viewer").get_attribute("data-model")
+        structure = gemmi.read_structure(str(out.parents[1] / row.best_model_path))
+        expected = [(chain.name, residue.het_flag == "H", atom.b_iso)
+                    for chain in structure[0] for residue in chain for atom in residue]
+        atoms = viewer_atoms(page, key)
+        assert [(c, h) for c, h, _, _ in atoms] == [(c, h) for c, h, _ in expected]
+        assert np.allclose([b for _, _, b, _ in atoms], [b for _, _, b in expected], atol=1e-4)
+        assert [colour for *_, colour in atoms] == [plddt_colour(b) for *_, b in expected]
+        assert any(h for _, h, _ in expected) == ("ligand" in row.molecule_types)  # the ligand is drawn
+        hit.find_element("css selector", "button[data-scheme=chain]").click()
+        by_chain = {}
+        for chain, _, _, colour in viewer_atoms(page, key):
+            by_chain.setdefault(chain, set()).add(colour)
+        assert all(len(c) == 1 for c in by_chain.values())  # one colour per chain, a different one each
+        assert len(set().union(*by_chain.values())) == len(by_chain) == row.n_chains
+
+
+def test_report_requests_nothing_external(page):
+    """Everything the report needs is inside it: the page loads nothing but itself and data: URIs."""
+    urls = requested_urls(page)
+    assert any(u.startswith("file:") and u.endswith("report.html") for u in urls)
+    assert [u for u in urls if not u.startswith(("file:", "data:"))] == []
 
 
 def test_table_sorts_on_header_click(page, out):

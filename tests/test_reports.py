@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from conftest import run_snakemake
 
 from foldscreen.cli import main as cli
 from foldscreen.contracts import TABLES
 from foldscreen.contracts.schema import schema_errors, table_schema
-from foldscreen.reports import aggregate, chunk_parts, tables_chunk
+from foldscreen.reports import ArmTables, aggregate, chunk_parts, tables_chunk
 from foldscreen.reports.aggregate import link_ranked
 
 pytestmark = pytest.mark.slow
@@ -151,6 +152,15 @@ def test_chains_pairs_and_residues_match_openfold3_files(finished_screen):
             assert pair.ipsae == max(pair.ipsae_ab, pair.ipsae_ba)
 
 
+def screen_arm() -> dict:
+    """The columns of the one arm of the screen in the current folder (it has no sweep)."""
+    from foldscreen.config import validate_config
+    from foldscreen.sweep import sweep_arms
+
+    (arm,) = sweep_arms(validate_config(yaml.safe_load(Path("config.yaml").read_text())))
+    return arm.columns
+
+
 def test_aggregating_again_gives_the_same_bytes(finished_screen, tmp_path):
     folder = copy_screen(finished_screen, tmp_path)
     before = {name: (out_dir(folder) / f"{name}.parquet").read_bytes() for name in TABLES}
@@ -172,8 +182,9 @@ def test_more_chunks_only_add_rows(finished_screen, tmp_path, monkeypatch):
         return [out / name / f"{chunk}{suffix}.parquet" for chunk in chunks[:1]]
 
     fewer = tmp_path / "fewer"
-    aggregate(stage("ingest"), stage("ingest", ".failures"), stage("msa"), stage("inference", ".failures"),
-              chunk_parts(out / "tables", chunks[:1]), fewer, "digest")
+    arm = ArmTables(screen_arm(), stage("msa"), stage("inference", ".failures"),
+                    chunk_parts(out / "tables", chunks[:1]), fewer / "ranked")
+    aggregate(stage("ingest"), stage("ingest", ".failures"), [arm], fewer, "digest")
     for name in ("samples", "chains", "chain_pairs", "residues"):
         part, full = pd.read_parquet(fewer / f"{name}.parquet"), pd.read_parquet(out / f"{name}.parquet")
         assert 0 < len(part) < len(full)
@@ -217,7 +228,7 @@ def test_an_unreadable_sample_becomes_a_failure(finished_screen, tmp_path, monke
     Path(broken["confidences_path"]).write_text('{"plddt": [1.0], "pae": [[1.0]]}')
     outputs = {name: paths[0] for name, paths in chunk_parts(tmp_path / "parts", ["chunk_00001"]).items()}
     tables_chunk(Path("results/test/inference/chunk_00001.parquet"),
-                 Path("results/test/ingest/chunk_00001.parquet"), outputs)
+                 Path("results/test/ingest/chunk_00001.parquet"), outputs, screen_arm())
 
     failures = pd.read_parquet(outputs["failures"])
     assert list(failures["stage"]) == ["aggregate"]

@@ -7,9 +7,12 @@
 `speed`: the model is built once per process (random full-size weights: OpenFold3's own
 initialisation, MLX's for the port), then each features file runs `--warmups` times untimed
 (the first of them is reported as `first_s`: compilation included) and `--repeats` times timed.
-`accuracy`: the MLX model with one set of random weights in float32 and in `--precision`, on the
-same features and seed: coordinate RMSD after superposition, pLDDT, PAE and ranking-score
-differences (confidences scored by OpenFold3's own code). One JSON line per features file and
+`screen`: the MLX model through the inference stage's task loop (`predict_tasks`: tasks of one
+size bucket batched, files written behind the model) on the features of
+`benchmarks/gpu/make_screen.py`; queries per hour, with the featurisation time those queries
+took on the CPU machine beside it. `accuracy`: the MLX model with one set of random weights in
+float32 and in `--precision`, on the same features and seed: coordinate RMSD after
+superposition, pLDDT, PAE and ranking-score differences. One JSON line per features file and
 setting is appended to `--out` (benchmarks/results/gpu.jsonl).
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -29,10 +33,11 @@ import foldscreen.model  # noqa: F401  (first: routes MLX's CPU BLAS where there
 
 
 def load_features(path: Path) -> dict[str, Any]:
+    """The feature tensors of a features file (not the screen's atom arrays, `atoms.*`)."""
     import torch
 
     with np.load(path) as saved:
-        return {key: torch.from_numpy(saved[key]) for key in saved.files}
+        return {key: torch.from_numpy(saved[key]) for key in saved.files if not key.startswith("atoms.")}
 
 
 def config(args: argparse.Namespace, backend: str) -> Any:
@@ -74,13 +79,14 @@ def openfold3_runner(args: argparse.Namespace) -> tuple[Callable[[dict], Callabl
     return prepare, torch.cuda.get_device_name()
 
 
-def mlx_model(args: argparse.Namespace, precision: str) -> Any:
+def mlx_model(args: argparse.Namespace, precision: str, compiled: bool | None = None) -> Any:
     import mlx.core as mx
 
     from foldscreen.model.openfold3 import OpenFold3
 
     mx.random.seed(0)  # the same random weights in every process
-    model = OpenFold3(config(args, "mlx").architecture, compiled=not args.eager)
+    compiled = not args.eager if compiled is None else compiled
+    model = OpenFold3(config(args, "mlx").architecture, compiled=compiled)
     mx.eval(model.parameters())
     if precision != "float32":
         model.set_precision(getattr(mx, precision))
@@ -96,7 +102,8 @@ def mlx_runner(args: argparse.Namespace) -> tuple[Callable[[dict], Callable[[], 
 
     def prepare(batch: dict) -> Callable[[], None]:
         arrays = to_mlx_batch(batch)
-        return lambda: model(arrays, seed=1, chunk_size=args.chunk_size)  # evaluates its outputs
+        seeds = list(range(1, args.batch + 1))  # --batch tasks in one forward pass
+        return lambda: model.predict([arrays] * args.batch, seeds, args.chunk_size)  # evaluates them
     return prepare, f"mlx {mx.default_device()} {mx.device_info().get('device_name', '')}"
 
 
@@ -137,7 +144,7 @@ def speed(args: argparse.Namespace) -> None:
             started = time.perf_counter()
             run()
             times.append(round(time.perf_counter() - started, 3))
-        emit(args, {"kind": "speed", "features": path.name,
+        emit(args, {"kind": "speed", "features": path.name, "batch": args.batch,
                     "n_tokens": int(batch["token_mask"].shape[-1]),
                     "n_atoms": int(batch["atom_mask"].shape[-1]), "times_s": times,
                     "median_s": round(statistics.median(times), 3),
@@ -190,7 +197,8 @@ def scored(model: Any, batch: dict, seed: int) -> dict[str, np.ndarray]:
 
 
 def accuracy(args: argparse.Namespace) -> None:
-    exact, low = mlx_model(args, "float32"), mlx_model(args, args.precision)
+    exact = mlx_model(args, "float32", compiled=False if args.against_eager else None)
+    low = mlx_model(args, args.precision)
     for path in args.features:
         batch = load_features(path)
         mask = batch["atom_mask"][0].numpy() > 0
@@ -203,12 +211,79 @@ def accuracy(args: argparse.Namespace) -> None:
                     "plddt_mean_abs_diff": round(float(np.abs(a["plddt"] - b["plddt"])[:, mask].mean()), 4),
                     "pae_mean_abs_diff": round(float(np.abs(a["pae"] - b["pae"]).mean()), 4),
                     "ranking_abs_diff": [round(float(d), 4) for d in np.abs(a["ranking"] - b["ranking"])],
-                    "device": "mlx gpu"})
+                    "against": "eager float32" if args.against_eager else "float32", "device": "mlx gpu"})
+
+
+def screen_task(path: Path, out: Path) -> tuple[Any, Callable[[], dict]]:
+    """A task of the screen and how to get its features (the tensors and the rebuilt atom array)."""
+    from foldscreen.inference import tasks
+    from foldscreen.inference.run import Task
+
+    name = path.stem
+    folder = tasks.task_dir(out, name, 1)
+
+    def get() -> dict:
+        import biotite.structure as struc
+
+        with np.load(path) as saved:
+            atoms = {key.removeprefix("atoms."): saved[key] for key in saved.files
+                     if key.startswith("atoms.")}
+        array = struc.AtomArray(len(atoms["coord"]))
+        array.coord = atoms.pop("coord")
+        if "bonds" in atoms:
+            array.bonds = struc.BondList(array.array_length(), atoms.pop("bonds"))
+        for annotation, values in atoms.items():
+            array.set_annotation(annotation, values)
+        return {**load_features(path), "atom_array": [array], "query_id": [name], "seed": [1]}
+    return Task(name, 1, folder, "bench", tasks.staging_dir(folder)), get
+
+
+def screen(args: argparse.Namespace) -> None:
+    """The screen through the inference stage's task loop: batched, files written behind."""
+    import tempfile
+
+    from foldscreen.inference.backend import Backend
+    from foldscreen.inference.mlx_backend import MlxBackend
+    from foldscreen.inference.model_config import model_config
+    from foldscreen.inference.run import predict_tasks
+    from foldscreen.inference.settings import InferenceSettings
+
+    class RandomWeights(MlxBackend):
+        def __init__(self, settings: InferenceSettings) -> None:
+            Backend.__init__(self, settings, model_config(settings))
+            self.model, self._openblas = mlx_model(args, settings.precision), False
+
+    settings = InferenceSettings(weights="random", samples=args.samples, precision=args.precision,
+                                 batch_tokens=args.batch_tokens, model_chunk_size=args.chunk_size)
+    backend = RandomWeights(settings)
+    out = Path(tempfile.mkdtemp())
+    started = time.perf_counter()
+    screen_tasks = [screen_task(path, out) for path in args.features]
+
+    def within_budget():  # stop taking tasks after --budget-s; those taken finish
+        for task in screen_tasks:
+            if time.perf_counter() - started > args.budget_s:
+                return
+            yield task
+    outcomes = [outcome for _, outcome in predict_tasks(backend, within_budget())]
+    wall = time.perf_counter() - started
+    records = [r for r in outcomes if isinstance(r, dict)]
+    here = json.loads((args.features[0].parent / "featurise_s.json").read_text())
+    timing = lambda key: round(sum(r["timings"][key] for r in records), 1)  # noqa: E731
+    emit(args, {"kind": "screen", "queries": len(args.features), "done": len(records),
+                "failed": len(outcomes) - len(records),
+                "wall_s": round(wall, 1), "queries_per_hour": round(3600 * len(records) / wall),
+                "model_s": timing("model_s"), "write_s": timing("write_s"), "load_s": timing("featurise_s"),
+                "model_busy": round(timing("model_s") / wall, 3),
+                "batched_with": statistics.mean(r["batched_with"] for r in records),
+                "featurise_s_on_cpu_machine": round(sum(here[r["query_id"]] for r in records), 1),
+                "batch_tokens": args.batch_tokens, "device": backend.device})
 
 
 def emit(args: argparse.Namespace, row: dict[str, Any]) -> None:
     preset = "predict" if args.framework == "openfold3" else ("eager" if args.eager else "compiled")
-    row = {"framework": args.framework, "preset": preset,
+    env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("MLX_"))
+    row = {"framework": args.framework, "preset": preset, **({"env": env} if env else {}),
            "recycles": args.recycles if args.recycles is not None else 3,
            "steps": args.steps or 200, "samples": args.samples,
            "precision": "float32" if args.framework == "openfold3" else args.precision,
@@ -221,7 +296,7 @@ def emit(args: argparse.Namespace, row: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["speed", "accuracy"])
+    parser.add_argument("mode", choices=["speed", "accuracy", "screen"])
     parser.add_argument("framework", choices=["openfold3", "mlx"])
     parser.add_argument("--features", type=Path, nargs="+", required=True)
     parser.add_argument("--samples", type=int, default=5)
@@ -229,7 +304,11 @@ def main() -> None:
     parser.add_argument("--recycles", type=int, default=None, help="default: 3")
     parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--eager", action="store_true", help="MLX: no compiled denoising step")
+    parser.add_argument("--against-eager", action="store_true", help="accuracy: eager reference")
     parser.add_argument("--chunk-size", type=int, default=None, help="MLX model_chunk_size")
+    parser.add_argument("--batch", type=int, default=1, help="MLX speed: tasks per forward pass")
+    parser.add_argument("--batch-tokens", type=int, default=None, help="MLX screen: inference.batch_tokens")
+    parser.add_argument("--budget-s", type=float, default=float("inf"), help="screen: stop after")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--warmups", type=int, default=1)
     parser.add_argument("--architecture", type=Path, default=None,
@@ -237,7 +316,7 @@ def main() -> None:
     parser.add_argument("--lease", required=True, help="one identifier per lease")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu.jsonl"))
     args = parser.parse_args()
-    speed(args) if args.mode == "speed" else accuracy(args)
+    {"speed": speed, "accuracy": accuracy, "screen": screen}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # One lease of the lent GPU (see docs/DEVELOPING.md for how the wheels travel), in steps sent
-# back to back so the machine stays warm between them:
-#   stage     (carry .wmlx/part_aa and the mlx wheel)  keep the first half of mlx-cuda-13
-#   openfold3 (carry .whl .devdata)   install OpenFold3's model dependencies, time its predict preset
-#   mlx       (carry .wmlx/part_ab .devdata)  rejoin and install MLX, time the port
-#   more      (carry .devdata)        bfloat16, eager and accuracy rows
+# back to back so the machine stays warm between them (it keeps files about 30 s after a call):
+#   stage   (carry .wmlx/part_aa .wmlx/mlx-0.32.4-*.whl)  keep the first half of mlx-cuda-13
+#   deps    (carry .whl .devdata/ref)  install OpenFold3's model dependencies; OpenFold3 on a few
+#           of the screen's queries, once each (the per-query reference of the screen row)
+#   mlx     (carry .wmlx/part_ab .devdata)  rejoin and install MLX; speed rows, batched rows
+#   more    (no carry)                 CUDA-graph settings, bfloat16 accuracy, 1,000 tokens
+#   screen  (no carry)                 the 200-query screen through the inference task loop
 # Every row goes to benchmarks/results/gpu.jsonl and is copied to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,23 +20,38 @@ D=.devdata
 case $step in
 stage)
     mkdir -p /tmp/w && cp .wmlx/* /tmp/w/ && ls -la /tmp/w && nvidia-smi --query-gpu=name,memory.total --format=csv ;;
-openfold3)
+deps)
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site .whl/*.whl || exit 1
-    bench speed openfold3 --features $D/protein_100.npz $D/protein_384.npz $D/protein_1000.npz
-    bench speed openfold3 --samples 1 --features $D/protein_384.npz
+    first=$(ls $D/ref/*.npz | head -n 1)
+    bench speed openfold3 --warmups 0 --repeats 1 --features "$first" $D/ref/*.npz
     tail -n 5 /tmp/bench.err ;;
 mlx)
     cat /tmp/w/part_aa .wmlx/part_ab > /tmp/w/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site \
         /tmp/w/mlx-0.32.4-*.whl /tmp/w/mlx_cuda_13-*.whl || exit 1
-    bench speed mlx --features $D/protein_100.npz $D/protein_384.npz
-    bench speed mlx --samples 1 --features $D/protein_384.npz
-    bench speed mlx --chunk-size 256 --features $D/protein_1000.npz
+    A="--architecture $D/architecture.json"
+    bench speed mlx $A --features $D/protein_100.npz $D/protein_384.npz
+    bench speed mlx $A --repeats 1 --batch 4 --features $D/protein_384.npz
+    bench speed mlx $A --repeats 1 --batch 12 --features $D/protein_100.npz
+    tail -n 5 /tmp/bench.err ;;
+screen)
+    bench screen mlx --budget-s 540 --features $D/screen/*.npz
     tail -n 5 /tmp/bench.err ;;
 more)
-    bench speed mlx --precision bfloat16 --features $D/protein_100.npz $D/protein_384.npz
-    bench speed mlx --eager --repeats 1 --features $D/protein_384.npz
-    bench accuracy mlx --precision bfloat16 --features $D/acc_*.npz
+    A="--architecture $D/architecture.json"
+    MLX_MAX_OPS_PER_BUFFER=200 MLX_CUDA_GRAPH_CACHE_SIZE=1000 bench speed mlx $A --features $D/protein_100.npz $D/protein_384.npz
+    bench accuracy mlx $A --eager --precision bfloat16 --samples 2 --features \
+        $D/acc_protein_60.npz $D/acc_protein_150.npz $D/acc_homotrimer.npz $D/acc_protein_rna.npz
+    bench speed mlx $A --repeats 1 --features $D/protein_1000.npz
+    tail -n 5 /tmp/bench.err ;;
+check)  # (carry .wmlx/part_ab .devdata/check) MLX installed; compiled against eager on the GPU
+    cat /tmp/w/part_aa .wmlx/part_ab > /tmp/w/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site \
+        /tmp/w/mlx-0.32.4-*.whl /tmp/w/mlx_cuda_13-*.whl || exit 1
+    A="--architecture $D/check/architecture.json"
+    bench accuracy mlx $A --against-eager --samples 2 --features $D/check/protein_100.npz
+    bench speed mlx $A --eager --warmups 0 --repeats 1 --features $D/check/protein_100.npz
+    bench speed mlx $A --warmups 1 --repeats 2 --features $D/check/protein_100.npz
     tail -n 5 /tmp/bench.err ;;
 esac
 mkdir -p "${OUT:-/tmp/out}" && cp benchmarks/results/gpu.jsonl "${OUT:-/tmp/out}/gpu_$step.jsonl" 2>/dev/null

@@ -158,10 +158,18 @@ def _ingest(args: argparse.Namespace) -> None:
     print(f"{accepted} queries accepted, {rejected} rejected")
 
 
+def _one_arm(config: dict[str, Any], stage: str) -> None:
+    """The stages run one arm: a sweep (arms of settings) is the workflow's to run."""
+    if config.get("sweep"):
+        sys.exit(f"foldscreen {stage}: the config has a sweep: section; run it with snakemake "
+                 "(the command line runs a screen without a sweep)")
+
+
 def _msa(args: argparse.Namespace) -> None:
     from .msa import build_msa_table
 
     config, out = screen_config(args)
+    _one_arm(config, "msa")
     build_msa_table(_table(out, "ingest"), config["msa"], _table(out, "msa"))
 
 
@@ -169,22 +177,27 @@ def _predict(args: argparse.Namespace) -> None:
     from .inference import InferenceSettings, run_chunk
 
     config, out = screen_config(args)
+    _one_arm(config, "predict")
     run_chunk(_table(out, "ingest"), _table(out, "msa"), InferenceSettings.from_config(config["inference"]),
               out / "predictions", _table(out, "inference"), _table(out, "inference", ".failures"))
 
 
 def _aggregate(args: argparse.Namespace) -> None:
     from .config import config_sha256
-    from .reports import aggregate, chunk_parts, tables_chunk
+    from .reports import ArmTables, aggregate, chunk_parts, tables_chunk
+    from .sweep import sweep_arms
 
     config, out = screen_config(args)
+    _one_arm(config, "aggregate")
+    (arm,) = sweep_arms(config)
     inference = _tables(out, "inference")
     parts = chunk_parts(out / "tables", [p.stem for p in inference])
     for index, table in enumerate(inference):
         outputs = {name: paths[index] for name, paths in parts.items()}
-        tables_chunk(table, out / "ingest" / table.name, outputs)
-    aggregate(_tables(out, "ingest"), _tables(out, "ingest", True), _tables(out, "msa"),
-              _tables(out, "inference", True), parts, out, config_sha256(config))
+        tables_chunk(table, out / "ingest" / table.name, outputs, arm.columns)
+    tables = ArmTables(arm.columns, _tables(out, "msa"), _tables(out, "inference", True), parts,
+                       out / "ranked")
+    aggregate(_tables(out, "ingest"), _tables(out, "ingest", True), [tables], out, config_sha256(config))
     print(f"{out}/{{samples,queries,chains,chain_pairs,residues,failures}}.parquet")
 
 

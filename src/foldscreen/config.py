@@ -27,7 +27,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
 # Settings that decide how a job runs, never what it writes: they stay out of the rules' params
 # (Snakemake reruns a job whose params changed) and out of the config digest, so moving a screen
 # from a CPU node to a GPU node reruns nothing.
-RUNTIME_SETTINGS = {"inference": ("threads", "device", "model_chunk_size", "featurise_workers")}
+RUNTIME_SETTINGS = {"inference": ("threads", "device", "model_chunk_size", "featurise_workers",
+                                  "batch_tokens")}
 
 
 def config_sha256(config: Any) -> str:

@@ -134,3 +134,26 @@ def test_size_buckets_bound_the_padding():
         assert n <= token_bucket(n) <= max(16, n * 1.25 + 16) and token_bucket(n) % 16 == 0
         assert n <= atom_bucket(n) <= max(32, n * 1.25 + 32) and atom_bucket(n) % 32 == 0
     assert len({token_bucket(n) for n in range(100, 400)}) <= 10  # few graphs for many sizes
+
+
+def test_a_batched_task_equals_the_same_task_alone(demo_model, tmp_path):
+    from foldscreen.contracts import Chain
+    from foldscreen.inference.featurise import featurise, query_set
+
+    config, state, batch = demo_model
+    chains = (Chain("protein", ("A",), sequence="MKVLAAGIVGLLLAQW"),)
+    other = to_mlx_batch(featurise(query_set("mono", chains, {}), "mono", 3, tmp_path))
+    assert other["msa_mask"].shape[1] != batch["msa_mask"].shape[1]  # MSAs of different depths
+    for compiled in (False, True):
+        model = mlx_model(config, state, compiled=compiled)
+        alone, other_alone = model(batch, seed=4), model(other, seed=9)
+        together = model.predict([other, batch], [9, 4])
+        for key, value in alone.items():
+            assert together[1][key].shape == value.shape, key
+            assert relative(together[1][key], value) <= 1e-5, key
+            assert relative(together[0][key], other_alone[key]) <= 1e-5, key
+    # A seed gives the same structures whatever it is batched with; another seed, others.
+    twice = mlx_model(config, state).predict([batch, batch], [4, 5])
+    positions = "atom_positions_predicted"
+    assert relative(twice[0][positions], alone[positions]) <= 1e-5
+    assert relative(twice[1][positions], alone[positions]) > 1e-2

@@ -1,29 +1,34 @@
 rule tables_chunk:
     """One chunk's predictions read once into its partial tables (samples, chains, chain pairs, residues)."""
     input:
-        samples=f"{OUT}/inference/{{chunk}}.parquet",
+        samples=f"{ARM_DIR}/inference/{{chunk}}.parquet",
         queries=f"{OUT}/ingest/{{chunk}}.parquet",
     output:
-        **{table: f"{OUT}/tables/{{chunk}}.{table}.parquet" for table in TABLE_PARTS},
+        **{
+            table: f"{ARM_DIR}/tables/{{chunk}}.{table}.parquet"
+            for table in TABLE_PARTS
+        },
     log:
-        f"{OUT}/logs/tables/{{chunk}}.log",
+        f"{ARM_DIR}/logs/tables/{{chunk}}.log",
     conda:
         "../../envs/foldscreen.yaml"
+    params:
+        arm=arm_columns,
     script:
         "../scripts/tables_chunk.py"
 
 
 rule aggregate:
-    """Every chunk's partial tables combined into the screen's ranked tables, and ranked/ structures."""
+    """Every chunk's partial tables combined into the screen's ranked tables, and ranked/ structures.
+
+    Every arm's tables, arm after arm (as many per arm), in the order of params.arms.
+    """
     input:
-        **{
-            f"part_{table}": chunk_tables("tables", f".{table}")
-            for table in TABLE_PARTS
-        },
+        **{f"part_{table}": arm_tables("tables", f".{table}") for table in TABLE_PARTS},
         queries=chunk_tables("ingest"),
         ingest_failures=chunk_tables("ingest", ".failures"),
-        msa=chunk_tables("msa"),
-        inference_failures=chunk_tables("inference", ".failures"),
+        msa=arm_msa_tables(),
+        inference_failures=arm_tables("inference", ".failures"),
     output:
         final_tables(),
     log:
@@ -32,5 +37,6 @@ rule aggregate:
         "../../envs/foldscreen.yaml"
     params:
         config_sha256=config_digest(),
+        arms=arms_of_aggregate(),
     script:
         "../scripts/aggregate.py"

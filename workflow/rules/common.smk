@@ -10,6 +10,7 @@ from foldscreen.contracts import PARTS as TABLE_PARTS, TABLES as REPORT_TABLES
 from foldscreen.inference.preflight import WeightsRefused, check_weights
 from foldscreen.inference.settings import InferenceSettings
 from foldscreen.plan import PlanError, input_files, plan_screen
+from foldscreen.sweep import DEFAULT_ARM, SweepError, msa_modes, sweep_arms
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -20,10 +21,45 @@ try:
     INPUT_FILES = [str(path) for path in input_files(config)]
 except PlanError as error:
     raise WorkflowError(str(error)) from None
+try:
+    ARMS = {arm.name: arm for arm in sweep_arms(config)}
+except SweepError as error:
+    raise WorkflowError(str(error)) from None
+MSA_MODES = msa_modes(ARMS.values())
 
 
 wildcard_constraints:
     chunk=r"chunk_\d+",
+    arm=r"[^/]+",
+    msa_mode=r"[a-z_]+",
+
+
+# Without `sweep:` the screen is one arm (DEFAULT_ARM) in the folders of before: no wildcard.
+# A sweep's arms each get <OUT>/arms/<arm>/ (inference, predictions, tables, logs, ranked), and
+# when the MSA mode is swept each mode gets <OUT>/msa/<mode>/, shared by the arms of that mode.
+def arm_dir(arm):
+    return f"{OUT}/arms/{arm}" if "sweep" in config else OUT
+
+
+def msa_dir(mode, folder="msa"):
+    return (
+        f"{OUT}/{folder}/{mode}"
+        if "msa_mode" in config.get("sweep", {})
+        else f"{OUT}/{folder}"
+    )
+
+
+ARM_DIR = arm_dir("{arm}")
+MSA_DIR = msa_dir("{msa_mode}")
+MSA_LOG_DIR = msa_dir("{msa_mode}", "logs/msa")
+
+
+def arm_of(wildcards):
+    return ARMS[wildcards.get("arm", DEFAULT_ARM)]
+
+
+def msa_mode_of(wildcards):
+    return wildcards.get("msa_mode", config["msa"]["mode"])
 
 
 def chunk_bounds(wildcards):
@@ -46,9 +82,14 @@ def check_weights_once():
             raise WorkflowError(str(error)) from None
 
 
+def msa_settings(wildcards):
+    """The msa job's settings: the config's, in the mode of the job."""
+    return {**config["msa"], "mode": msa_mode_of(wildcards)}
+
+
 def msa_failures_record(wildcards):
     """The record of the chunk's failed alignments, written by its msa job after its table."""
-    return f"{OUT}/msa/{wildcards.chunk}.failed.json"
+    return f"{msa_dir(msa_mode_of(wildcards))}/{wildcards.chunk}.failed.json"
 
 
 def msa_failed_runs(wildcards):
@@ -73,6 +114,38 @@ def chunk_tables(stage, suffix=""):
     return expand(f"{OUT}/{stage}/{{chunk}}{suffix}.parquet", chunk=CHUNKS)
 
 
+def arm_tables(stage, suffix=""):
+    """A stage's chunk tables of every arm, arm after arm (the aggregate script splits them so)."""
+    return [
+        f"{arm_dir(arm)}/{stage}/{c}{suffix}.parquet" for arm in ARMS for c in CHUNKS
+    ]
+
+
+def arm_msa_table(wildcards):
+    """The chunk's msa table in the mode of the arm: arms of one mode share it."""
+    return f"{msa_dir(arm_of(wildcards).msa_mode)}/{wildcards.chunk}.parquet"
+
+
+def arm_msa_tables():
+    """Every arm's msa tables, arm after arm (arms of one mode name the same files)."""
+    return [
+        f"{msa_dir(arm.msa_mode)}/{c}.parquet" for arm in ARMS.values() for c in CHUNKS
+    ]
+
+
+def msa_tables():
+    """The msa tables of the screen: one set per MSA mode of its arms."""
+    return [f"{msa_dir(mode)}/{c}.parquet" for mode in MSA_MODES for c in CHUNKS]
+
+
+def arms_of_aggregate():
+    """Each arm's columns and ranked/ folder, in the order of arm_tables."""
+    return [
+        {"columns": arm.columns, "ranked": f"{arm_dir(name)}/ranked"}
+        for name, arm in ARMS.items()
+    ]
+
+
 def final_tables():
     """The screen's tables (workflow/schemas/tables/)."""
     return expand(f"{OUT}/{{table}}.parquet", table=REPORT_TABLES)
@@ -88,6 +161,16 @@ def job_settings(section):
     """The settings of a config section that its jobs' outputs depend on: the rule's params."""
     left_out = RUNTIME_SETTINGS.get(section, ()) + CHUNKING_SETTINGS.get(section, ())
     return {k: v for k, v in config[section].items() if k not in left_out}
+
+
+def arm_inference_settings(wildcards):
+    """The inference job's params: job_settings("inference") with the arm's settings over them."""
+    return {**job_settings("inference"), **arm_of(wildcards).inference}
+
+
+def arm_columns(wildcards):
+    """The columns of the arm in its tables (foldscreen.contracts.ARM_COLUMNS)."""
+    return arm_of(wildcards).columns
 
 
 def config_digest():

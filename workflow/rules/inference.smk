@@ -2,19 +2,19 @@ rule inference_chunk:
     """Load the model once, then predict every (query, seed) task of the chunk not yet done."""
     input:
         queries=f"{OUT}/ingest/{{chunk}}.parquet",
-        msa=f"{OUT}/msa/{{chunk}}.parquet",
+        msa=arm_msa_table,
     output:
-        samples=f"{OUT}/inference/{{chunk}}.parquet",
-        failures=f"{OUT}/inference/{{chunk}}.failures.parquet",
+        samples=f"{ARM_DIR}/inference/{{chunk}}.parquet",
+        failures=f"{ARM_DIR}/inference/{{chunk}}.failures.parquet",
     log:
-        f"{OUT}/logs/inference/{{chunk}}.log",
+        f"{ARM_DIR}/logs/inference/{{chunk}}.log",
     conda:
         "../../envs/foldscreen.yaml"
     threads: config["inference"]["threads"]
     resources:
         mem_mb=chunk_mem_mb,
     params:
-        settings=job_settings("inference"),
-        predictions=f"{OUT}/predictions",
+        settings=arm_inference_settings,
+        predictions=f"{ARM_DIR}/predictions",
     script:
         "../scripts/inference.py"

@@ -3,14 +3,14 @@ rule msa_chunk:
     input:
         f"{OUT}/ingest/{{chunk}}.parquet",
     output:
-        f"{OUT}/msa/{{chunk}}.parquet",
+        f"{MSA_DIR}/{{chunk}}.parquet",
     log:
-        f"{OUT}/logs/msa/{{chunk}}.log",
+        f"{MSA_LOG_DIR}/{{chunk}}.log",
     conda:
         "../../envs/foldscreen.yaml"
-    threads: config["msa"]["local"]["threads"] if config["msa"]["mode"] == "local" else 1
+    threads: config["msa"]["local"]["threads"] if "local" in MSA_MODES else 1
     params:
-        settings=config["msa"],
+        settings=msa_settings,
         # grows after each run with failed alignments: the next run redoes the job (a params
         # change), asking for exactly the failed ones again (nothing failed is cached)
         failed_runs=msa_failed_runs,

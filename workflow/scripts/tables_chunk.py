@@ -9,4 +9,5 @@ tables_chunk(
     Path(snakemake.input.samples),
     Path(snakemake.input.queries),
     {name: Path(snakemake.output[name]) for name in PARTS},
+    snakemake.params.arm,
 )

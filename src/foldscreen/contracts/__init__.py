@@ -9,6 +9,7 @@ predicted task (`layout`). Importing this package itself loads no third-party mo
 
 from .records import MOLECULE_TYPES, POLYMER_TYPES, Chain, Failure, Query, chain_hash, chains_from_json
 from .tables import (
+    ARM_COLUMNS,
     DEMO_WEIGHTS,
     FACTOR_COLUMNS,
     FACTOR_COUNTS,
@@ -24,7 +25,7 @@ from .tables import (
     load_queries,
 )
 
-__all__ = ["DEMO_WEIGHTS", "FACTOR_COLUMNS", "FACTOR_COUNTS", "FAILURE_COLUMNS", "INFERENCE_COLUMNS",
-           "INGEST_COLUMNS", "INGEST_FAILURE_COLUMNS", "JSON_COLUMNS",
+__all__ = ["ARM_COLUMNS", "DEMO_WEIGHTS", "FACTOR_COLUMNS", "FACTOR_COUNTS", "FAILURE_COLUMNS",
+           "INFERENCE_COLUMNS", "INGEST_COLUMNS", "INGEST_FAILURE_COLUMNS", "JSON_COLUMNS",
            "MOLECULE_TYPES", "MSA_COLUMNS", "PARTS", "POLYMER_TYPES", "SCORE_COLUMNS", "TABLES",
            "Chain", "Failure", "Query", "chain_hash", "chains_from_json", "load_queries"]

@@ -49,6 +49,10 @@ INFERENCE_COLUMNS = (
        "backend", "device", "weights", "demo_weights"]
 )
 
+# The arm of a sweep (foldscreen.sweep) and its settings: columns of every final table, at the
+# end of each; a screen without a sweep is the one arm "default" with the config's settings.
+ARM_COLUMNS = ["arm", "samples_per_seed", "recycles", "diffusion_steps", "precision", "msa_mode"]
+
 # The screen's final tables, and the partial tables each chunk contributes to them.
 TABLES = ("samples", "queries", "chains", "chain_pairs", "residues", "failures")
 PARTS = ("samples", "chains", "chain_pairs", "residues", "failures")

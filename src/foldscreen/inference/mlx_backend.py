@@ -10,6 +10,9 @@ import numpy as np
 from .backend import Backend, BackendUnavailable
 from .settings import InferenceSettings
 
+GPU_BATCH_TOKENS = 1536
+"""Padded tokens per forward pass by default on a GPU, where small tasks are launch-bound."""
+
 
 class MlxBackend(Backend):
     name = "mlx"
@@ -49,15 +52,37 @@ class MlxBackend(Backend):
             return f"mlx gpu ({kind}, {mx.device_info().get('device_name', 'unknown')})"
         return f"mlx cpu ({'OpenBLAS' if self._openblas else 'its own BLAS'})"
 
+    @property
+    def batch_tokens(self) -> int:
+        """The padded tokens one forward pass may hold (batching pays on a GPU, not on the CPU)."""
+        if self.settings.batch_tokens is not None:
+            return self.settings.batch_tokens
+        return GPU_BATCH_TOKENS if self.model.compiled else 0
+
+    def batch_key(self, batch: dict[str, Any]) -> tuple[int, int] | None:
+        """Tasks of one token bucket share forward passes, up to `batch_tokens` padded tokens."""
+        from ..model.buckets import token_bucket
+
+        size = token_bucket(int(batch["token_mask"].shape[-1]))
+        return (size, size) if 2 * size <= self.batch_tokens else None
+
     def forward(self, batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """OpenFold3.forward's (batch, outputs) at inference, computed in MLX."""
+        return self.forward_many([batch])[0]
+
+    def forward_many(self, batches: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """The tasks as one forward pass along the batch axis, each with its own seed."""
         import torch
         from openfold3.core.utils.tensor_utils import tensor_tree_map
 
         from ..model.batch import to_mlx_batch
 
-        seed = int(np.asarray(batch["seed"]).flatten()[0])
-        outputs = self.model(to_mlx_batch(batch), seed, self.settings.model_chunk_size)
-        outputs = {key: torch.from_numpy(np.array(value)) for key, value in outputs.items()}
-        outputs["recycles"] = self.config.architecture.shared.num_recycles
-        return tensor_tree_map(lambda t: t.unsqueeze(1), batch), outputs
+        seeds = [int(np.asarray(batch["seed"]).flatten()[0]) for batch in batches]
+        outputs = self.model.predict([to_mlx_batch(batch) for batch in batches], seeds,
+                                     self.settings.model_chunk_size)
+        results = []
+        for batch, task in zip(batches, outputs, strict=True):
+            task = {key: torch.from_numpy(np.array(value)) for key, value in task.items()}
+            task["recycles"] = self.config.architecture.shared.num_recycles
+            results.append((tensor_tree_map(lambda t: t.unsqueeze(1), batch), task))
+        return results

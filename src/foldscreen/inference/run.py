@@ -7,8 +7,10 @@ import logging
 import shutil
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import asdict
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,20 +57,41 @@ class _LazyBackend:
         return self._backend
 
 
+@dataclass(frozen=True)
+class Task:
+    """One (query, seed) of the chunk still to predict, and where its files go."""
+
+    query_id: str
+    seed: int
+    folder: Path
+    digest: str
+    staging: Path
+
+
+@dataclass
+class Ready:
+    """A featurised task waiting for the model."""
+
+    task: Task
+    batch: dict[str, Any]
+    timings: dict[str, float]
+
+
 def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
               predictions: Path, out_samples: Path, out_failures: Path) -> None:
     """Predict every (query, seed) of the chunk; write the chunk's sample and failure tables.
 
-    A task whose folder is complete (same settings and alignments) is skipped. A task that fails is recorded
-    in the failures table and the chunk goes on. The tasks to run are featurised ahead, in
-    worker processes where the model runs on a GPU (`inference.featurise_workers`).
+    A task whose folder is complete (same settings and alignments) is skipped. A task that fails
+    is recorded in the failures table and the chunk goes on. The tasks to run are featurised
+    ahead, in worker processes where the model runs on a GPU (`inference.featurise_workers`);
+    small tasks of one size bucket share forward passes where the backend batches
+    (`inference.batch_tokens`); files are written in a thread while the model runs on.
     """
     digest = settings.digest()
     msas = _MsaTable(pd.read_parquet(msa_table))
     backend = _LazyBackend(settings)
     rows: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    failures: list[dict[str, Any]] = []
-    pending: list[tuple[tuple[str, int, Path, str, Path], FeaturiseJob]] = []
+    pending: list[tuple[Task, FeaturiseJob]] = []
     for query_id, chains in load_queries(queries_table):
         if query_id in msas.failed:
             continue  # the MSA stage has recorded why
@@ -77,33 +100,27 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
         for seed in settings.seeds:
             folder = tasks.task_dir(predictions, query_id, seed)
             record = tasks.completed_record(folder, task_digest)
-            rows[query_id, seed] = []
+            rows[query_id, seed] = []  # the chunk's task order, whatever order tasks finish in
             if record is None:
                 staging = tasks.staging_dir(folder)
                 job = FeaturiseJob(query_id, chains, main, paired, seed, staging)
-                pending.append(((query_id, seed, folder, task_digest, staging), job))
+                pending.append((Task(query_id, seed, folder, task_digest, staging), job))
             else:
                 tasks.remove_stale(folder)  # a job killed just after the task's rename
                 log.info("%s seed %s: already done, skipped", query_id, seed)
                 rows[query_id, seed] = sample_rows(record, folder)
-    model = backend.get() if pending else None  # weights that cannot load fail the job, not each task
-    workers = featurise_workers(settings, model) if model else 0
-    started, model_seconds = time.perf_counter(), 0.0
-    for (query_id, seed, folder, task_digest, staging), get_batch in featurised(pending, workers):
-        try:
-            record = predict_task(model, query_id, get_batch, seed, folder, task_digest, staging)
-        except Exception as err:  # one bad task never stops the chunk
-            log.error("%s seed %s failed:\n%s", query_id, seed, traceback.format_exc())
-            failures.append({"query_id": query_id, "source": "", "stage": "inference",
-                             "field": f"seed {seed}", "reason": f"{type(err).__name__}: {err}"})
-            del rows[query_id, seed]
-            continue
-        rows[query_id, seed] = sample_rows(record, folder)
-        model_seconds += record["timings"]["model_s"]
+    failures: list[dict[str, Any]] = []
     if pending:
-        wall = time.perf_counter() - started
-        log.info("%d tasks in %.1f s; the model ran %.0f%% of it (featurised by %d worker processes)",
-                 len(pending), wall, 100 * model_seconds / max(wall, 1e-9), workers)
+        model = backend.get()  # weights that cannot load fail the job, not each task
+        workers = featurise_workers(settings, model)
+        for task, outcome in predict_tasks(model, featurised(pending, workers)):
+            if isinstance(outcome, Exception):
+                del rows[task.query_id, task.seed]
+                failures.append({"query_id": task.query_id, "source": "", "stage": "inference",
+                                 "field": f"seed {task.seed}",
+                                 "reason": f"{type(outcome).__name__}: {outcome}"})
+            else:
+                rows[task.query_id, task.seed] = sample_rows(outcome, task.folder)
     samples = [row for task_rows in rows.values() for row in task_rows]
     write_parquet(out_samples, pd.DataFrame(samples, columns=INFERENCE_COLUMNS))
     write_parquet(out_failures, pd.DataFrame(failures, columns=FAILURE_COLUMNS))
@@ -117,41 +134,135 @@ def featurise_workers(settings: InferenceSettings, backend: Backend) -> int:
     return 1 if ("gpu" in device or "cuda" in device) else 0
 
 
-def predict_task(backend: Backend, query_id: str, get_batch: Callable[[], dict[str, Any]],
-                 seed: int, folder: Path, digest: str, staging: Path) -> dict[str, Any]:
-    """Run and write one task; its folder appears only when everything is written.
+WRITES_AHEAD = 2
+"""Tasks of earlier passes whose files may still be being written while the model runs the next
+pass (besides those of the pass just run)."""
 
-    `get_batch` returns the task's features (made in `staging`, the hidden folder beside
-    `folder` that becomes it); `featurise_s` is how long the job waited for them.
+
+def predict_tasks(backend: Backend, featurised_tasks: Iterable[tuple[Task, Callable[[], dict[str, Any]]]]
+                  ) -> Iterator[tuple[Task, dict[str, Any] | Exception]]:
+    """(task, its record or the error that failed it) for every (task, get its features).
+
+    Featurised tasks wait in groups (the backend's `batch_key`); a group runs as one forward
+    pass when the next task would not fit it, and every group left runs at the end.
     """
+    started, model_seconds, passes, count = time.perf_counter(), 0.0, 0, 0
+    groups: dict[Any, list[Ready]] = {}
+    writes: deque[tuple[Task, Future]] = deque()
+    with ThreadPoolExecutor(1) as writer:
+
+        def run(group: list[Ready]) -> Iterator[tuple[Task, dict[str, Any] | Exception]]:
+            nonlocal model_seconds, passes
+            before = time.perf_counter()
+            for done, result in forward_group(backend, group):
+                if isinstance(result, Exception):
+                    _discard(done.task)
+                    yield done.task, result
+                    continue
+                done.timings["model_s"] = (time.perf_counter() - before) / len(group)
+                writes.append((done.task, writer.submit(write_task, backend, done, *result, len(group))))
+            model_seconds += time.perf_counter() - before
+            passes += 1
+            while len(writes) > len(group) + WRITES_AHEAD:  # this pass's files go on behind the next
+                yield _written(*writes.popleft())
+
+        for task, get_batch in featurised_tasks:
+            count += 1
+            ready = _featurise(task, get_batch)
+            if isinstance(ready, Exception):
+                _discard(task)
+                yield task, ready
+                continue
+            key = backend.batch_key(ready.batch)
+            if key is None:
+                yield from run([ready])
+                continue
+            group, size = groups.setdefault(key[0], []), key[1]
+            if group and size * (len(group) + 1) > backend.batch_tokens:
+                yield from run(groups.pop(key[0]))
+                groups[key[0]] = [ready]
+            else:
+                group.append(ready)
+        for group in list(groups.values()):
+            yield from run(group)
+        while writes:
+            yield _written(*writes.popleft())
+    wall = time.perf_counter() - started
+    log.info("%d tasks in %d forward passes, %.1f s; the model ran %.0f%% of it (features made "
+             "ahead, files written behind it)", count, passes, wall,
+             100 * model_seconds / max(wall, 1e-9))
+
+
+def _featurise(task: Task, get_batch: Callable[[], dict[str, Any]]) -> Ready | Exception:
+    started = time.perf_counter()
     try:
-        timings: dict[str, float] = {}
-        started = time.perf_counter()
         batch = get_batch()
-        timings["featurise_s"] = time.perf_counter() - started
-        seed_everything(seed)
+    except Exception as err:  # one bad task never stops the chunk
+        log.error("%s seed %s failed:\n%s", task.query_id, task.seed, traceback.format_exc())
+        return err
+    return Ready(task, batch, {"featurise_s": time.perf_counter() - started})
+
+
+def forward_group(backend: Backend, group: list[Ready]
+                  ) -> list[tuple[Ready, tuple[dict[str, Any], dict[str, Any]] | Exception]]:
+    """Each task's (batch, outputs), from one forward pass; a failed pass reruns its tasks alone,
+    so that only the task at fault fails."""
+    if len(group) > 1:
+        try:
+            return list(zip(group, backend.forward_many([ready.batch for ready in group]), strict=True))
+        except Exception:
+            log.warning("a batched forward pass of %d tasks failed; running them one by one", len(group),
+                        exc_info=True)
+            return [pair for ready in group for pair in forward_group(backend, [ready])]
+    ready = group[0]
+    try:
+        seed_everything(ready.task.seed)
+        return [(ready, backend.forward(ready.batch))]
+    except Exception as err:  # one bad task never stops the chunk
+        log.error("%s seed %s failed:\n%s", ready.task.query_id, ready.task.seed, traceback.format_exc())
+        return [(ready, err)]
+
+
+def _written(task: Task, future: Future) -> tuple[Task, dict[str, Any] | Exception]:
+    try:
+        return task, future.result()
+    except Exception as err:  # one bad task never stops the chunk
+        log.error("%s seed %s failed:\n%s", task.query_id, task.seed, traceback.format_exc())
+        _discard(task)
+        return task, err
+
+
+def _discard(task: Task) -> None:
+    shutil.rmtree(task.staging, ignore_errors=True)
+
+
+def write_task(backend: Backend, ready: Ready, batch: dict[str, Any], outputs: dict[str, Any],
+               batched: int) -> dict[str, Any]:
+    """Write one task's files in its staging folder, which then becomes the task's folder.
+
+    `batched`: how many tasks shared its forward pass (its `model_s` is its share of it).
+    """
+    task, timings = ready.task, ready.timings
+    try:
         started = time.perf_counter()
-        batch, outputs = backend.forward(batch)
-        timings["model_s"] = time.perf_counter() - started
-        started = time.perf_counter()
-        write_outputs(batch, outputs, backend.config, staging)
+        write_outputs(batch, outputs, backend.config, task.staging)
         timings["write_s"] = time.perf_counter() - started
-        written = staging / query_id / f"seed_{seed}"
+        written = task.staging / task.query_id / f"seed_{task.seed}"
         write_layout(written / TOKENS_FILE, token_layout(batch))
         record = {
-            "query_id": query_id, "seed": seed, "task_digest": digest,
+            "query_id": task.query_id, "seed": task.seed, "task_digest": task.digest,
             "settings": asdict(backend.settings), "demo_weights": backend.settings.demo,
             "backend": backend.name, "device": backend.device, "foldscreen": __version__,
             "n_tokens": int(batch["token_mask"].shape[-1]),
             "n_atoms": int(outputs["atom_positions_predicted"].shape[-2]),
-            "timings": timings, "task_seconds": sum(timings.values()), "tokens": TOKENS_FILE,
-            "samples": sample_summaries(written, query_id, seed),
+            "timings": timings, "task_seconds": sum(timings.values()), "batched_with": batched,
+            "tokens": TOKENS_FILE, "samples": sample_summaries(written, task.query_id, task.seed),
         }
         atomic_write_json(written / tasks.TASK_RECORD, record)
-        tasks.commit(written, folder)
+        tasks.commit(written, task.folder)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    log.info("%s seed %s: %d samples in %.1f s", query_id, seed, len(record["samples"]),
+        _discard(task)
+    log.info("%s seed %s: %d samples in %.1f s", task.query_id, task.seed, len(record["samples"]),
              record["task_seconds"])
     return record
 

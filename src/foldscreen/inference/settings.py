@@ -22,6 +22,7 @@ class InferenceSettings:
     model_chunk_size: int | None = None
     precision: str = "float32"
     featurise_workers: int | None = None
+    batch_tokens: int | None = None
     threads: int = 2
     device: str = "cpu"
 
@@ -37,7 +38,8 @@ class InferenceSettings:
     def digest(self) -> str:
         """What a task's files depend on (not seeds, threads, device or chunking); kept with each task."""
         fields = asdict(self)
-        for name in ("seeds", "threads", "device", "model_chunk_size", "featurise_workers"):
+        for name in ("seeds", "threads", "device", "model_chunk_size", "featurise_workers",
+                     "batch_tokens"):
             fields.pop(name)
         if not self.demo:
             stat = Path(self.weights).stat()

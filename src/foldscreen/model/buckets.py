@@ -9,6 +9,7 @@ normalisation is masked), so padding changes no answer.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 import mlx.core as mx
 
@@ -73,6 +74,26 @@ def pad_batch(batch: dict[str, mx.array], n_token: int, n_atom: int) -> dict[str
             value = _pad(value, ATOM_AXES[key], n_atom)
         padded[key] = value
     return padded
+
+
+MSA_FEATURES = ("msa", "has_deletion", "deletion_value", "msa_mask")
+
+
+def stack_batches(batches: Sequence[Mapping[str, mx.array]], size: tuple[int, int]
+                  ) -> dict[str, mx.array]:
+    """Tasks' batches ([1, ...] each) padded to `size` (tokens, atoms) and stacked on axis 0.
+
+    Their MSAs are padded with empty rows to the deepest one (a masked row changes nothing).
+    """
+    padded = [pad_batch(dict(batch), *size) for batch in batches]
+    if len(padded) == 1:
+        return padded[0]
+    depth = max(batch["msa_mask"].shape[1] for batch in padded)
+    for batch in padded:
+        for key in MSA_FEATURES:
+            batch[key] = _pad(batch[key], (1,), depth)
+    return {key: value if value.ndim == 0 else mx.concatenate([batch[key] for batch in padded])
+            for key, value in padded[0].items()}
 
 
 def crop_outputs(outputs: dict[str, mx.array], n_token: int, n_atom: int) -> dict[str, mx.array]:

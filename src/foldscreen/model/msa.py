@@ -64,34 +64,53 @@ class MSAModuleEmbedder(nn.Module):
                  "max_subsampled_all_msa")
         return cls(**{name: cfg[name] for name in names})
 
-    def _subsample(self, msa_feat: mx.array, msa_mask: mx.array,
-                   permutation: Permutation) -> tuple[mx.array, mx.array]:
-        """Each sample of the batch sampled alone, all to the same randomly drawn depth."""
-        no_rows = mx.random.randint(self.min_subsampled_all_msa,
-                                    self.max_subsampled_all_msa + 1).item()
+    def _depth(self, key: mx.array | None) -> int:
+        """How many rows to sample, drawn between the configured bounds."""
+        return mx.random.randint(self.min_subsampled_all_msa, self.max_subsampled_all_msa + 1,
+                                 key=key).item()
+
+    def _subsample(self, msa_feat: mx.array, msa_mask: mx.array, permutation: Permutation | None,
+                   keys: Sequence[mx.array] | None) -> tuple[mx.array, mx.array]:
+        """Each sample of the batch sampled alone.
+
+        Without `keys`, all to one depth drawn from MLX's global generator, rows drawn by
+        `permutation` (default: MLX's); with one key per sample, each sample's depth and rows
+        come from its own key, and shallower samples get empty rows up to the deepest.
+        """
         batch_dims = msa_mask.shape[:-2]
-        samples = [subsample_msa(feat, mask, no_rows, permutation) for feat, mask in
-                   zip(msa_feat.reshape(-1, *msa_feat.shape[-3:]),
-                       msa_mask.reshape(-1, *msa_mask.shape[-2:]), strict=True)]
-        feats, masks = zip(*samples, strict=True)
-        feat, mask = mx.stack(feats), mx.stack(masks)
+        feats = msa_feat.reshape(-1, *msa_feat.shape[-3:])
+        masks = msa_mask.reshape(-1, *msa_mask.shape[-2:])
+        if keys is None:
+            depth = self._depth(None)
+            samples = [subsample_msa(feat, mask, depth, permutation or mx.random.permutation)
+                       for feat, mask in zip(feats, masks, strict=True)]
+        else:
+            samples = []
+            for feat, mask, key in zip(feats, masks, keys, strict=True):
+                depth_key, rows_key = mx.random.split(key)
+                samples.append(subsample_msa(feat, mask, self._depth(depth_key),
+                                             lambda n, key=rows_key: mx.random.permutation(n, key=key)))
+        rows = max(mask.shape[0] for _, mask in samples)
+        feat = mx.stack([mx.pad(f, [(0, rows - f.shape[0]), (0, 0), (0, 0)]) for f, _ in samples])
+        mask = mx.stack([mx.pad(m, [(0, rows - m.shape[0]), (0, 0)]) for _, m in samples])
         return (feat.reshape(*batch_dims, *feat.shape[1:]),
                 mask.reshape(*batch_dims, *mask.shape[1:]))
 
     def __call__(self, batch: Mapping[str, mx.array], s_input: mx.array,
-                 permutation: Permutation | None = None) -> tuple[mx.array, mx.array]:
+                 permutation: Permutation | None = None,
+                 keys: Sequence[mx.array] | None = None) -> tuple[mx.array, mx.array]:
         """batch["msa"]: [*, N_msa, N, 32], "has_deletion", "deletion_value", "msa_mask":
         [*, N_msa, N]; s_input: [*, N, C_s_input] -> (m [*, N_seq, N, C_m], msa_mask [*, N_seq, N]).
 
-        `permutation` draws the sampled rows (default: MLX's random permutation).
+        `permutation` draws the sampled rows (default: MLX's random permutation); `keys`, one
+        per batch item, draw each item's rows instead.
         """
         msa_feat = mx.concatenate([batch["msa"].astype(mx.float32),
                                    batch["has_deletion"][..., None],
                                    batch["deletion_value"][..., None]], axis=-1)
         msa_mask = batch["msa_mask"]
         if self.subsample_all_msa:
-            msa_feat, msa_mask = self._subsample(msa_feat, msa_mask,
-                                                 permutation or mx.random.permutation)
+            msa_feat, msa_mask = self._subsample(msa_feat, msa_mask, permutation, keys)
         m = self.linear_m(msa_feat) + self.linear_s_input(s_input)[..., None, :, :]
         return m, msa_mask
 

@@ -7,7 +7,7 @@ sample chunking; tests inject OpenFold3's own draws instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -68,6 +68,23 @@ class KeyedDraws:
         return StepDraws(mx.random.normal(samples + (4,), key=rotation),
                          mx.random.normal(samples + (3,), key=translation),
                          self._atoms(tuple(shape), noise))
+
+
+class StackedDraws:
+    """The draws of several tasks stacked along the batch axis, each task drawing its own."""
+
+    def __init__(self, tasks: Sequence[Draws]) -> None:
+        self.tasks = tasks
+
+    def initial(self, shape: tuple[int, ...]) -> mx.array:
+        return mx.concatenate([task.initial((1, *shape[1:])) for task in self.tasks])
+
+    def step(self, step: int, shape: tuple[int, ...]) -> StepDraws:
+        draws = [task.step(step, (1, *shape[1:])) for task in self.tasks]
+        if len(draws) == 1:
+            return draws[0]
+        return StepDraws(*(mx.concatenate([getattr(d, name) for d in draws])
+                           for name in ("quaternion", "translation", "noise")))
 
 
 def noise_schedule(steps: int, sigma_data: float, s_max: float, s_min: float,

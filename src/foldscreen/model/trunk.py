@@ -5,7 +5,7 @@ AF3 Algorithm 1, lines 1-14, as OpenFold3's `run_trunk` does it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mlx.core as mx
@@ -44,18 +44,25 @@ class Trunk(nn.Module):
         self.pairformer_stack.set_dtype(precision)
 
     def run_trunk(self, batch: Mapping[str, mx.array], num_cycles: int,
-                  chunk_size: int | None = None) -> tuple[mx.array, mx.array, mx.array]:
-        """(s_input, s, z) after `num_cycles` trunk cycles (recycles + 1)."""
+                  chunk_size: int | None = None,
+                  msa_keys: Sequence[Sequence[mx.array]] | None = None
+                  ) -> tuple[mx.array, mx.array, mx.array]:
+        """(s_input, s, z) after `num_cycles` trunk cycles (recycles + 1).
+
+        `msa_keys[b][cycle]` keys the MSA row sampling of batch item b in each cycle (default:
+        MLX's global generator).
+        """
         s_input, s_init, z_init = self.input_embedder(batch, chunk_size)
         token_mask = batch["token_mask"].astype(mx.float32)
         pair_mask = token_mask[..., :, None] * token_mask[..., None, :]
         low = self.precision  # of the MSA module and the PairFormer; the rest stays float32
         token_mask_low, pair_mask_low = token_mask.astype(low), pair_mask.astype(low)
         s, z = mx.zeros_like(s_init), mx.zeros_like(z_init)
-        for _ in range(num_cycles):
+        for cycle in range(num_cycles):
             z = z_init + self.linear_z(self.layer_norm_z(z))
             z = z + self.template_embedder(batch, z, pair_mask, chunk_size)
-            m, msa_mask = self.msa_module_embedder(batch, s_input)
+            keys = None if msa_keys is None else [task[cycle] for task in msa_keys]
+            m, msa_mask = self.msa_module_embedder(batch, s_input, keys=keys)
             z = self.msa_module(m.astype(low), z.astype(low), msa_mask.astype(low), pair_mask_low,
                                 chunk_size)
             s = s_init + self.linear_s(self.layer_norm_s(s))

@@ -1,5 +1,5 @@
 """Reports: the screen's ranked tables."""
 
-from .aggregate import aggregate, chunk_parts, tables_chunk
+from .aggregate import ArmTables, aggregate, chunk_parts, tables_chunk
 
-__all__ = ["aggregate", "chunk_parts", "tables_chunk"]
+__all__ = ["ArmTables", "aggregate", "chunk_parts", "tables_chunk"]

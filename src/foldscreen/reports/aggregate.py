@@ -1,8 +1,9 @@
 """The aggregate stage: per-chunk partial tables, then the screen's tables combined from them.
 
 `tables_chunk` reads a chunk's predictions once (its inference table, structures and full
-confidences) and writes the chunk's partial tables; `aggregate` only concatenates
-partials, so a new chunk costs one `tables_chunk` and a cheap combine.
+confidences) and writes the chunk's partial tables, every row with its arm's columns;
+`aggregate` only concatenates partials (every arm's, arm after arm), so a new chunk costs one
+`tables_chunk` and a cheap combine.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -54,10 +56,12 @@ def part_path(folder: Path, chunk: str, table: str) -> Path:
     return Path(folder) / f"{chunk}.{table}.parquet"
 
 
-def tables_chunk(inference_table: Path, ingest_table: Path, outputs: Mapping[str, Path]) -> None:
-    """The chunk's partial tables (PARTS), its samples ranked and given their queries' design
-    factors (from the chunk's ingest table); a sample whose files cannot be read becomes a failure."""
-    ranked = rank_samples(pd.read_parquet(inference_table, columns=INFERENCE_COLUMNS))
+def tables_chunk(inference_table: Path, ingest_table: Path, outputs: Mapping[str, Path],
+                 arm: Mapping[str, Any]) -> None:
+    """The chunk's partial tables (PARTS), its samples ranked, every row with the columns of its
+    arm (ARM_COLUMNS) and its query's design factors (from the chunk's ingest table); a sample
+    whose files cannot be read becomes a failure."""
+    ranked = rank_samples(pd.read_parquet(inference_table, columns=INFERENCE_COLUMNS)).assign(**arm)
     factors = read_tables([ingest_table], ["query_id", *FACTOR_COLUMNS])
     ranked = ranked.merge(factors, "left", "query_id")
     chains: list[dict] = []
@@ -82,7 +86,8 @@ def tables_chunk(inference_table: Path, ingest_table: Path, outputs: Mapping[str
     write_table(outputs["chains"], pd.DataFrame(chains, columns=columns("chains")), "chains")
     write_table(outputs["chain_pairs"], pd.DataFrame(pairs, columns=columns("chain_pairs")), "chain_pairs")
     write_table(outputs["residues"], _concat(residues, "residues"), "residues")
-    failed = pd.DataFrame(failures, columns=FAILURE_COLUMNS).merge(factors, "left", "query_id")
+    failed = (pd.DataFrame(failures, columns=FAILURE_COLUMNS).assign(**arm)
+              .merge(factors, "left", "query_id"))
     write_table(outputs["failures"], failed, "failures")
 
 
@@ -91,26 +96,49 @@ def read_confidences(path: Path) -> dict[str, Any]:
     return orjson.loads(path.read_bytes())
 
 
-def aggregate(ingest_tables: Sequence[Path], ingest_failures: Sequence[Path], msa_tables: Sequence[Path],
-              inference_failures: Sequence[Path], parts: Mapping[str, Sequence[Path]], out: Path,
-              config_digest: str, created: datetime | None = None) -> None:
-    """Combine the chunks' partials into out/<table>.parquet (TABLES) and out/ranked/."""
-    samples_arrow = _concat([pq.read_table(p) for p in parts["samples"]], "samples")
+@dataclass(frozen=True)
+class ArmTables:
+    """One arm's chunk tables, in chunk order, and the folder of its ranked/ structures."""
+
+    columns: Mapping[str, Any]  # the arm's columns in every table (ARM_COLUMNS)
+    msa: Sequence[Path]  # the msa tables of the arm's mode (shared with the arms of that mode)
+    inference_failures: Sequence[Path]
+    parts: Mapping[str, Sequence[Path]]  # the partial tables of tables_chunk, by table
+    ranked: Path
+
+
+def aggregate(ingest_tables: Sequence[Path], ingest_failures: Sequence[Path], arms: Sequence[ArmTables],
+              out: Path, config_digest: str, created: datetime | None = None) -> None:
+    """Combine every arm's partials into out/<table>.parquet (TABLES), arm after arm, and link
+    each arm's best structures into its `ranked` folder."""
+    samples_arrow = _concat([pq.read_table(p) for arm in arms for p in arm.parts["samples"]], "samples")
     samples = samples_arrow.to_pandas()
     metadata = run_metadata(samples, config_digest, created)
     write_table(out / "samples.parquet", samples_arrow, "samples", metadata)
     for name in STREAMED:
-        _stream(parts[name], out / f"{name}.parquet", name, metadata)
+        _stream([p for arm in arms for p in arm.parts[name]], out / f"{name}.parquet", name, metadata)
 
-    best = samples[samples["rank"] == 1]
-    ranked = link_ranked(out / "ranked", dict(zip(best["query_id"], best["model_path"])))
     ingested = read_tables(ingest_tables, INGEST_COLUMNS)
-    failures = failures_table(
-        read_tables(ingest_failures, INGEST_FAILURE_COLUMNS), read_tables(msa_tables, MSA_COLUMNS),
-        read_tables([*inference_failures, *parts["failures"]], FAILURE_COLUMNS), ingested)
-    queries = best_per_query(ingested, samples, _best_pairs(parts["chain_pairs"]), failures, ranked)
-    write_table(out / "queries.parquet", queries, "queries", metadata)
-    write_table(out / "failures.parquet", failures, "failures", metadata)
+    ingest_failed = read_tables(ingest_failures, INGEST_FAILURE_COLUMNS)
+    queries, failures = [], []
+    for arm in arms:
+        arm_samples = samples[samples["arm"] == arm.columns["arm"]]
+        best = arm_samples[arm_samples["rank"] == 1]
+        ranked = link_ranked(arm.ranked, dict(zip(best["query_id"], best["model_path"])))
+        arm_failures = failures_table(
+            ingest_failed, read_tables(arm.msa, MSA_COLUMNS),
+            read_tables([*arm.inference_failures, *arm.parts["failures"]], FAILURE_COLUMNS), ingested)
+        queries.append(best_per_query(ingested, arm_samples, _best_pairs(arm.parts["chain_pairs"]),
+                                      arm_failures, ranked, dict(arm.columns)))
+        failures.append(arm_failures.assign(**arm.columns))
+    write_table(out / "queries.parquet", _rows(queries, "queries"), "queries", metadata)
+    write_table(out / "failures.parquet", _rows(failures, "failures"), "failures", metadata)
+
+
+def _rows(frames: list[pd.DataFrame], name: str) -> pd.DataFrame:
+    """Frames of the table `name` one after another (its empty frame if none has rows)."""
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns(name))
 
 
 def _concat(tables: list[pa.Table], name: str) -> pa.Table:

@@ -14,12 +14,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..contracts import FACTOR_COLUMNS, FAILURE_COLUMNS, SCORE_COLUMNS
+from ..contracts import ARM_COLUMNS, FACTOR_COLUMNS, FAILURE_COLUMNS, SCORE_COLUMNS
 from ..contracts.schema import table_schema
 from .interface import pair_scores
 from .structure import Tokens
 
-SAMPLE_KEY = ["query_id", "seed", "sample", "rank"]
+SAMPLE_KEY = ["query_id", "seed", "sample", "rank", *ARM_COLUMNS]  # carried to its chains, pairs, tokens
 
 
 def columns(table: str) -> list[str]:
@@ -92,8 +92,9 @@ def sample_details(sample: dict[str, Any], tokens: Tokens, confidences: dict[str
 
 
 def best_per_query(ingested: pd.DataFrame, samples: pd.DataFrame, best_pairs: pd.DataFrame,
-                   failures: pd.DataFrame, ranked_paths: dict[str, str]) -> pd.DataFrame:
-    """One row per ingested query, with its best sample's scores; best ranking score first."""
+                   failures: pd.DataFrame, ranked_paths: dict[str, str], arm: dict[str, Any]) -> pd.DataFrame:
+    """One row per ingested query, with its best sample's scores in the arm `arm` (the samples,
+    pairs and failures are the arm's); best ranking score first."""
     scores = samples.groupby("query_id", sort=False)["sample_ranking_score"]
     best = samples[samples["rank"] == 1].set_index("query_id")
     best = best[SCORE_COLUMNS + ["seed", "sample", "model_path", "demo_weights"]].rename(
@@ -109,7 +110,7 @@ def best_per_query(ingested: pd.DataFrame, samples: pd.DataFrame, best_pairs: pd
                                np.where(frame.index.isin(failures["query_id"]), "failed", "pending"))
     frame["n_samples"] = frame["n_samples"].fillna(0).astype(int)
     frame["ranked_model_path"] = frame.index.map(ranked_paths)
-    frame = frame.reset_index()[columns("queries")]
+    frame = frame.reset_index().assign(**arm)[columns("queries")]
     return frame.sort_values(["sample_ranking_score", "query_id"], ascending=[False, True],
                              na_position="last", kind="mergesort").reset_index(drop=True)
 
@@ -124,7 +125,7 @@ def failures_table(ingest_failures: pd.DataFrame, msa: pd.DataFrame, later: pd.D
         "query_id": msa_failed["query_id"], "source": "", "stage": "msa",
         "field": "chain " + msa_failed["chain_ids"], "reason": msa_failed["reason"],
     }, columns=FAILURE_COLUMNS)
-    names = columns("failures")
+    names = [*FAILURE_COLUMNS, *FACTOR_COLUMNS]  # the arm's columns are the caller's
     frames = [f for f in (msa_rows, later) if len(f)]
     if frames:
         factors = ingested[["query_id", *FACTOR_COLUMNS]]
