@@ -17,6 +17,13 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 
 
+# On a cluster, the final tables and the report are made by the main Snakemake process (each is
+# one short job that reads the chunks' small tables), not queued for a node.
+localrules:
+    aggregate,
+    report,
+
+
 onstart:
     check_weights_once()
 

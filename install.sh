@@ -25,21 +25,22 @@ if [ "${1:-}" = "--viewer" ]; then
     vendor_viewer
     exit
 fi
-# The Debian tools that local MSA search and the report's browser tests run, and npm (which the
-# viewer step uses) where no npm is on PATH: Debian's npm conflicts with NodeSource's nodejs,
-# which brings its own. Installed where this runs as root with apt-get (Debian, Ubuntu);
-# elsewhere, or if that fails, the tests that need them skip and say how to install them.
-DEBS="mmseqs2 hmmer chromium chromium-driver"
+# The Debian tools that local MSA search, the report's browser tests and the cluster tests (a
+# single-node Slurm, started by the tests as root) run, and npm (which the viewer step uses)
+# where no npm is on PATH: Debian's npm conflicts with NodeSource's nodejs, which brings its own.
+# Installed where this runs as root with apt-get (Debian, Ubuntu); elsewhere, or if that fails,
+# the tests that need them skip and say how to install them.
+DEBS="mmseqs2 hmmer chromium chromium-driver slurm-wlm munge"
 command -v npm >/dev/null || DEBS="$DEBS npm"
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q $DEBS || { apt-get update -q && apt-get install -y -q $DEBS; } \
         || echo "install.sh: could not install $DEBS; the tests that need them will skip" >&2
 else
-    for tool in mmseqs jackhmmer chromium chromedriver npm; do
+    for tool in mmseqs jackhmmer chromium chromedriver npm slurmctld munged; do
         command -v "$tool" >/dev/null || {
             echo "install.sh: $tool is missing: install $DEBS for local MSA search, the report's" \
-                "browser tests and its 3D viewer (the tests that need them skip)" >&2
+                "browser tests and 3D viewer, and the cluster tests (the tests that need them skip)" >&2
             break
         }
     done

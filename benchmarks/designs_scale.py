@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import random
 import statistics
 import subprocess
@@ -79,7 +80,7 @@ def alignment_requests(config: dict, chunks: list) -> dict[str, int]:
     root = Path(config["msa"]["cache"])
     chains, sets = set(), set()
     for chunk in chunks:
-        items = screen.items(chunk.start, chunk.end)
+        items = [pickle.loads(screen.blobs[i]) for i in chunk.items]
         queries = [(q.query_id, q.chains) for q in items if isinstance(q, Query)]
         chains |= {c.sequence for _, cs in queries for c in cs}
         sets |= {tuple(sorted({c.sequence for c in cs})) for _, cs in queries}
@@ -125,7 +126,7 @@ def measure(folder: Path, args: argparse.Namespace) -> dict:
                "--directory", str(folder)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     dry = seconds(lambda: subprocess.run(command, check=True, capture_output=True, env=env))
-    result = {"queries": sum(c.end - c.start for c in chunks), "chunk_size": args.chunk_size,
+    result = {"queries": sum(len(c.items) for c in chunks), "chunk_size": args.chunk_size,
               "chunks": len(chunks),
               "first_plan_median_s": round(statistics.median(firsts), 2),
               "first_plan_s": [round(s, 2) for s in firsts],

@@ -29,7 +29,8 @@ bad_smiles,GSWTWENGK,protein,1,C1CC(
 # root, with apt-get); elsewhere the tests that need one skip, naming it and how to install it.
 # CI sets FOLDSCREEN_REQUIRE_TOOLS=1 (.ci/run): there they run, and fail if a tool is missing.
 DEBIAN_TOOLS = {"mmseqs": "mmseqs2", "jackhmmer": "hmmer", "chromium": "chromium",
-                "chromedriver": "chromium-driver"}
+                "chromedriver": "chromium-driver", "munged": "munge",
+                **dict.fromkeys(("slurmctld", "slurmd", "sbatch", "squeue", "scancel"), "slurm-wlm")}
 
 
 def missing_tools(*tools: str) -> str | None:
@@ -135,3 +136,23 @@ def finished_screen(tmp_path_factory) -> Path:
     folder = make_screen(tmp_path_factory.mktemp("screen"))
     run_snakemake(folder, "--cores", "2")
     return folder
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A real single-node Slurm (tests/slurm_cluster.py), started as root for the session's cluster
+    tests and stopped after them; skipped where its Debian packages or the executor plugin are
+    missing (not under CI) or where it cannot be started without root."""
+    import importlib.util
+
+    import slurm_cluster
+
+    require(*slurm_cluster.TOOLS)
+    required = os.environ.get("FOLDSCREEN_REQUIRE_TOOLS")
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None and not required:
+        pytest.skip("needs snakemake-executor-plugin-slurm: pip install -e . (./install.sh does it)")
+    if os.geteuid() != 0 and not slurm_cluster.responding() and not required:
+        pytest.skip("starting the test Slurm needs root (or a Slurm already running)")
+    pids = slurm_cluster.start()
+    yield
+    slurm_cluster.stop(pids)

@@ -14,6 +14,7 @@ import pytest
 from colabfold_server import paired_blocks, serve, unpaired_block
 from openfold3.core.data.io.sequence.msa import parse_a3m
 
+from foldscreen.io import hold_slot
 from foldscreen.msa.colabfold import (
     LOST_AFTER,
     MAX_REJECTIONS,
@@ -22,7 +23,6 @@ from foldscreen.msa.colabfold import (
     fetch_unpaired,
 )
 from foldscreen.msa.results import NoAlignment
-from foldscreen.msa.slots import hold_slot
 
 SEQUENCES = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMKELEEKLRKLNLYIQWLKDGG", "MSTNPKPQRKTKRNTNRRPQDVKFPGG",
              "MADEEKLPPGWEKRMSRSSGRVYYFNHITNASQ", "MVLSPADKTNVKAAWGKVGAHAGEY", "GSWTWENGKWTWKGG",
@@ -348,7 +348,7 @@ def give_up_after(tries: int):
 
 def test_a_killed_process_leaves_its_slot_free(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from foldscreen.msa.slots import hold_slot\n"
+        "import sys, time; from pathlib import Path; from foldscreen.io import hold_slot\n"
         "with hold_slot(Path(sys.argv[1]), 1, lambda: 0.01):\n"
         "    Path(sys.argv[1], 'held').touch(); time.sleep(60)"), str(tmp_path)])
     try:

@@ -178,7 +178,9 @@ def test_ids_are_unique_across_the_screen_and_bad_chemistry_names_the_design(fil
               "ingest": {"max_tokens": 5120, "max_chain_length": 4000},
               "inference": {"chunk_size": 3, "token_budget": 20000}}
     chunks = plan.plan_screen(config)
-    items = [i for c in chunks for i in plan.chunk_items(config, c.start, c.end, c.digest)]
+    placed = {index: item for c in chunks
+              for index, item in zip(c.items, plan.chunk_items(config, list(c.items), c.digest))}
+    items = [placed[index] for index in sorted(placed)]  # in source order
     assert len(items) == 1 + 4 + 2
     duplicate = items[1]
     assert isinstance(duplicate, Failure) and duplicate.query_id == "b1__p1" and duplicate.field == "id"

@@ -198,7 +198,9 @@ def test_workflow_with_the_server_predicts_with_its_alignments(tmp_path):
         assert dimer["paired_path"].notna().all()
 
         # What the inference stage featurised: the cached server alignments, paired rows included.
-        chains = dict(load_queries(out / "ingest" / "chunk_00000.parquet"))["dimer"]
+        ingested = [query for table in sorted((out / "ingest").glob("chunk_?????.parquet"))
+                    for query in load_queries(table)]
+        chains = dict(ingested)["dimer"]
         paths = dict(zip(dimer["chain_ids"], dimer["path"]))
         paired = dict(zip(dimer["chain_ids"], dimer["paired_path"]))
         batch = featurise(query_set("dimer", chains, paths, paired), "dimer", 7, tmp_path / "scratch")
@@ -276,7 +278,8 @@ def test_killing_an_msa_job_mid_download_leaves_no_entry(tmp_path):
         run_snakemake(folder, "msa", "--cores", "1")
         assert len(entries(cache)) == 3  # the refused sequence is not refused here
         tables = sorted((folder / "results" / "test" / "msa").glob("chunk_*.parquet"))
-        assert len(tables) == 2 and all((pd.read_parquet(t)["status"] == "ok").all() for t in tables)
+        # three chunks: mono and refused (one size bucket), dimer (a larger one), homodimer
+        assert len(tables) == 3 and all((pd.read_parquet(t)["status"] == "ok").all() for t in tables)
 
 
 def test_command_line_msa_stage_reads_the_config_msa_section(tmp_path):

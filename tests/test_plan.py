@@ -1,4 +1,4 @@
-"""The screen plan: chunks cut in source order, and the sources read once per content."""
+"""The screen plan: chunks of one size bucket in source order, and the sources read once per content."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from foldscreen import plan
+from foldscreen import plan, resources
+from foldscreen.contracts import Failure, Query
+from foldscreen.contracts.sizes import token_bucket
 
 
 def config(folder: Path, chunk_size: int = 2) -> dict:
@@ -23,12 +25,12 @@ def write_sheet(folder: Path, n: int) -> None:
 def test_chunks_follow_the_sources_and_appending_keeps_old_chunks(tmp_path):
     write_sheet(tmp_path, 5)
     first = plan.plan_screen(config(tmp_path))
-    assert [(c.start, c.end) for c in first] == [(0, 2), (2, 4), (4, 5)]
-    assert first[0].n_tokens == 8 + 9
+    assert [c.items for c in first] == [(0, 1), (2, 3), (4,)]
+    assert first[0].n_tokens == 8 + 9 and first[0].tokens_squared == 8**2 + 9**2 and first[0].bucket == 16
     write_sheet(tmp_path, 6)
     second = plan.plan_screen(config(tmp_path))
     assert second[:2] == first[:2]  # same items, same digests: their jobs are not redone
-    assert second[2].digest != first[2].digest and second[2].end == 6
+    assert second[2].digest != first[2].digest and second[2].items == (4, 5)
 
 
 def test_sources_are_read_once_per_content(tmp_path, monkeypatch):
@@ -41,7 +43,7 @@ def test_sources_are_read_once_per_content(tmp_path, monkeypatch):
         raise AssertionError("the sources were read again")
     monkeypatch.setattr(plan, "read_queries", no_reading)
     assert plan.plan_screen(config(tmp_path)) == chunks
-    items = plan.chunk_items(config(tmp_path), chunks[1].start, chunks[1].end, chunks[1].digest)
+    items = plan.chunk_items(config(tmp_path), list(chunks[1].items), chunks[1].digest)
     assert [item.query_id for item in items] == ["q2", "q3"]
     monkeypatch.undo()
 
@@ -56,4 +58,56 @@ def test_a_chunk_job_refuses_sources_changed_since_planning(tmp_path):
     chunk = plan.plan_screen(config(tmp_path))[0]
     (tmp_path / "q.csv").write_text("id,sequence\nq0,GGGG\nq1,MKTAYIAKG\n")
     with pytest.raises(RuntimeError, match="changed after the workflow was planned"):
-        plan.chunk_items(config(tmp_path), chunk.start, chunk.end, chunk.digest)
+        plan.chunk_items(config(tmp_path), list(chunk.items), chunk.digest)
+
+
+def sized_sheet(folder: Path, lengths: list[int]) -> None:
+    rows = "".join(f"q{i},{'A' * n}\n" for i, n in enumerate(lengths))
+    (folder / "q.csv").write_text("id,sequence\n" + rows)
+
+
+def test_chunks_hold_queries_of_one_size_bucket_and_appending_changes_one_chunk_per_bucket(tmp_path):
+    # a thousand tiny queries and one huge one, interleaved with mid-sized ones
+    lengths = [10] * 5 + [900] + [10] * 995 + [100, 100, 10]
+    sized_sheet(tmp_path, lengths)
+    chunks = plan.plan_screen(config(tmp_path, chunk_size=20))
+    for chunk in chunks:
+        assert {token_bucket(lengths[i]) for i in chunk.items} == {chunk.bucket}  # one compiled shape
+        assert len(chunk.items) <= 20 and list(chunk.items) == sorted(chunk.items)
+    huge = next(c for c in chunks if 5 in c.items)
+    assert huge.items == (5,) and huge.bucket == token_bucket(900)
+    assert [c.name for c in chunks] == [f"chunk_{n:05d}" for n in range(len(chunks))]
+    assert [c.items[0] for c in chunks] == sorted(c.items[0] for c in chunks)  # numbered by first item
+
+    sized_sheet(tmp_path, lengths + [100, 10, 900])  # appended: one of each size
+    grown = plan.plan_screen(config(tmp_path, chunk_size=20))
+    changed = [c for c in chunks if c not in grown]
+    assert len(changed) <= 3  # at most the last chunk of each bucket the new queries joined
+    assert [g.name for g in grown[:len(chunks)]] == [c.name for c in chunks]  # none renamed
+    assert all(c.items == g.items[:len(c.items)] for c, g in zip(chunks, grown))  # only grown
+
+
+def test_a_query_too_large_for_the_gpu_fails_at_planning_with_a_reason(tmp_path):
+    sized_sheet(tmp_path, [50, 2000, 60])
+    cfg = config(tmp_path, chunk_size=5)
+    cfg["inference"]["gpu_memory_gb"] = 80  # about 1,200 tokens unchunked
+    chunks = plan.plan_screen(cfg)
+    refused = next(c for c in chunks if 1 in c.items)
+    assert refused.bucket == plan.NO_INFERENCE and refused.items == (1,)
+    (failure,) = plan.chunk_items(cfg, list(refused.items), refused.digest)
+    assert isinstance(failure, Failure) and failure.query_id == "q1" and failure.field == "n_tokens"
+    assert "2000 tokens" in failure.reason and "inference.gpu_memory_gb = 80" in failure.reason
+    ok = next(c for c in chunks if 0 in c.items)
+    assert ok.items == (0, 2) and all(isinstance(i, Query) for i in plan.chunk_items(cfg, [0, 2], ok.digest))
+
+    cfg["inference"]["model_chunk_size"] = 128  # chunked: the big one fits
+    assert all(c.bucket != plan.NO_INFERENCE for c in plan.plan_screen(cfg))
+
+
+def test_job_resources_grow_with_sizes_and_attempts():
+    assert resources.max_tokens_within(80, chunked=False) == 1194
+    assert resources.task_gib(resources.max_tokens_within(80, False), False) <= 80
+    small, large = (resources.job_runtime_min(20, 20 * n**2, gpu=True, attempt=1) for n in (100, 1000))
+    assert small < large and resources.job_runtime_min(20, 20 * 100**2, True, attempt=2) == 2 * small
+    assert resources.job_mem_mb(1000, gpu=False, chunked=False, attempt=1) > 50_000  # the model on the host
+    assert resources.job_mem_mb(1000, gpu=True, chunked=False, attempt=2) == 2 * resources.HOST_BASE_MB

@@ -1,4 +1,4 @@
-"""Atomic file writes: a file is complete under its final name or absent.
+"""Atomic file writes (a file is complete under its final name or absent) and slot locks.
 
 Files and folders are created with the permissions the umask gives (0644 and 0755 under a 022
 umask), as `open` and `mkdir` create them, so that colleagues can read a screen; not with
@@ -7,11 +7,13 @@ umask), as `open` and `mkdir` create them, so that colleagues can read a screen;
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,3 +84,36 @@ def write_parquet(path: Path, frame: pd.DataFrame) -> None:
     """Write a table atomically."""
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
+
+
+@contextmanager
+def hold_one_of(folder: Path, names: Sequence[str], wait: Callable[[], float]) -> Iterator[str]:
+    """Hold one of the lock files `<folder>/<name>.lock` while the block runs: the name held.
+
+    A limit on concurrent work shared by every process that sees `folder`: a process holds its
+    lock with `flock` for as long as its work lasts; the kernel drops the lock when the file is
+    closed or the process dies, so a killed job never keeps its slot. Sleeps `wait()` seconds
+    between tries while all are held.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    while True:
+        for name in names:
+            fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                yield name
+            finally:
+                os.close(fd)  # closing the only descriptor releases the lock
+            return
+        time.sleep(wait())
+
+
+@contextmanager
+def hold_slot(folder: Path, count: int, wait: Callable[[], float]) -> Iterator[int]:
+    """Hold one of `count` slots (`slot-<i>.lock`) in `folder` while the block runs: its index."""
+    with hold_one_of(folder, [f"slot-{i}" for i in range(count)], wait) as name:
+        yield int(name.removeprefix("slot-"))

@@ -2,9 +2,15 @@
 
 The plan is made when the workflow is parsed, from a cheap read of the query sources and the
 expansion of the designs (no chemistry, but for an SDF ligand library), so the Snakemake DAG is
-known up front without checkpoints. A chunk is a run of
-consecutive source items (queries, and rows that could not be read); chunks are filled in
-source order, so appending queries to a screen only changes the last chunk and adds new ones.
+known up front without checkpoints. A chunk holds queries
+of one size bucket (`contracts.sizes.token_bucket`: one compiled shape per inference job, and a
+memory and time that its size predicts), filled in source order: the first chunk of a bucket
+takes the bucket's first `chunk_size` queries, the next the following ones, and so on; rows that
+could not be read, and queries too large for the configured GPU, go in chunks of their own
+that only ingest them (as failures). Chunks are numbered by their first item. Appending queries
+to a screen therefore changes at most the last chunk of each bucket the new queries fall in and
+adds new chunks; the price is that chunks hold items from anywhere in the sources (a chunk of
+few queries in a rare bucket stays open until the bucket fills).
 
 Reading a large sample sheet costs about 0.1 ms a row in Python, and the items are needed by
 every Snakemake invocation and every ingest job. So they are read once per content of the
@@ -22,21 +28,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import queries
-from .contracts import Query, records
+from . import queries, resources
+from .contracts import Failure, Query, records
+from .contracts.sizes import token_bucket
 from .io import atomic_write_bytes, file_sha256
 from .queries.designs import DesignError, design_files, expand_designs
 from .queries.readers import Item, read_queries, unique_ids
 
+# The bucket of chunks that only ingest: unreadable rows and queries refused at planning.
+NO_INFERENCE = 0
+
 
 @dataclass(frozen=True)
 class Chunk:
-    """Source items [start, end) of the screen, run by one job of each stage."""
+    """Source items of the screen (their indices, in source order), run by one job of each stage."""
 
     name: str
-    start: int
-    end: int
+    items: tuple[int, ...]
+    bucket: int  # every query's tokens are at most this (NO_INFERENCE: nothing to predict)
     n_tokens: int
+    tokens_squared: int  # summed over the queries: what an inference job's time grows with
     digest: str
 
 
@@ -54,9 +65,6 @@ class ScreenItems:
                    [item_digest(item) for item in items],
                    [item.n_tokens if isinstance(item, Query) else 0 for item in items])
 
-    def items(self, start: int, end: int) -> list[Item]:
-        return [pickle.loads(blob) for blob in self.blobs[start:end]]
-
 
 def item_digest(item: Item) -> str:
     """sha256 of the item's fields as JSON (a query's chains field by field; empty design factors
@@ -73,23 +81,55 @@ def chunk_digest(digests: list[str], salt: str) -> str:
     return hashlib.sha256("\n".join([salt, *digests]).encode()).hexdigest()[:16]
 
 
-def plan_chunks(screen: ScreenItems, chunk_size: int, token_budget: int, salt: str) -> list[Chunk]:
-    """At most `chunk_size` items and `token_budget` tokens per chunk, in source order.
+def plan_chunks(screen: ScreenItems, chunk_size: int, token_budget: int, salt: str,
+                max_tokens: int | None = None) -> list[Chunk]:
+    """Items of one size bucket per chunk, at most `chunk_size` items and `token_budget` tokens.
 
-    A query larger than the budget gets a chunk of its own. A chunk's digest changes when any
-    of its items or the settings in `salt` change; that reruns the chunk's jobs.
+    Queries over `max_tokens` (too large for the GPU) join the chunks of unreadable rows. A query
+    larger than the budget gets a chunk of its own. A chunk's digest changes when any of its
+    items or the settings in `salt` change; that reruns the chunk's jobs.
     """
-    bounds: list[list[int]] = []  # [start, end, tokens]
+    groups: list[tuple[int, list[int]]] = []  # (bucket, items), in order of the first item
+    group_tokens: list[int] = []
+    last_of: dict[int, int] = {}  # bucket -> its last group, the one still filling
+    sizes: dict[int, int] = {}  # tokens -> bucket (few distinct counts in a large screen)
     for index, tokens in enumerate(screen.tokens):
-        last = bounds[-1] if bounds else None
-        if last is None or last[1] - last[0] >= chunk_size or last[2] + tokens > token_budget:
-            bounds.append([index, index, 0])
-        bounds[-1][1] = index + 1
-        bounds[-1][2] += tokens
+        if (size := sizes.get(tokens)) is None:
+            size = sizes[tokens] = (NO_INFERENCE if not tokens or refused(tokens, max_tokens)
+                                    else token_bucket(tokens))
+        last = last_of.get(size)
+        if last is None or len(groups[last][1]) >= chunk_size or group_tokens[last] + tokens > token_budget:
+            last = last_of[size] = len(groups)
+            groups.append((size, []))
+            group_tokens.append(0)
+        groups[last][1].append(index)
+        group_tokens[last] += tokens
+    counts = screen.tokens
     return [
-        Chunk(f"chunk_{n:05d}", start, end, tokens, chunk_digest(screen.digests[start:end], salt))
-        for n, (start, end, tokens) in enumerate(bounds)
+        Chunk(f"chunk_{n:05d}", tuple(items), size, group_tokens[n],
+              sum(counts[i] ** 2 for i in items) if size else 0,
+              chunk_digest([item_key(screen, i, max_tokens) for i in items], salt))
+        for n, (size, items) in enumerate(groups)
     ]
+
+
+def refused(tokens: int, max_tokens: int | None) -> bool:
+    """Whether a query of `tokens` tokens, padded to its bucket, is over `max_tokens`."""
+    return max_tokens is not None and token_bucket(tokens) > max_tokens
+
+
+def item_key(screen: ScreenItems, index: int, max_tokens: int | None) -> str:
+    """The item's digest, marked when it is refused at planning (a changed limit redoes its chunk)."""
+    digest = screen.digests[index]
+    return f"{digest} refused over {max_tokens}" if refused(screen.tokens[index], max_tokens) else digest
+
+
+def gpu_max_tokens(inference: dict[str, Any]) -> int | None:
+    """The most tokens a query may have to fit the configured GPU (None: no GPU memory given)."""
+    memory = inference.get("gpu_memory_gb")
+    if memory is None:
+        return None
+    return resources.max_tokens_within(memory, chunked=inference.get("model_chunk_size") is not None)
 
 
 def settings_salt(config: dict[str, Any]) -> str:
@@ -164,12 +204,28 @@ def plan_screen(config: dict[str, Any]) -> list[Chunk]:
     """Read the screen's sources and split them into chunks."""
     inference = config["inference"]
     return plan_chunks(screen_items(config), inference["chunk_size"], inference["token_budget"],
-                       settings_salt(config))
+                       settings_salt(config), gpu_max_tokens(inference))
 
 
-def chunk_items(config: dict[str, Any], start: int, end: int, digest: str) -> list[Item]:
-    """The items of one chunk, for its job; refuses sources changed since planning."""
+def chunk_items(config: dict[str, Any], indices: list[int], digest: str) -> list[Item]:
+    """The items of one chunk, for its job; refuses sources changed since planning.
+
+    A query too large for the configured GPU comes as its failure (stage ingest, field n_tokens).
+    """
     screen = screen_items(config)
-    if chunk_digest(screen.digests[start:end], settings_salt(config)) != digest:
+    max_tokens = gpu_max_tokens(config["inference"])
+    if chunk_digest([item_key(screen, i, max_tokens) for i in indices], settings_salt(config)) != digest:
         raise RuntimeError("the query files changed after the workflow was planned; run snakemake again")
-    return screen.items(start, end)
+    items = [pickle.loads(screen.blobs[i]) for i in indices]
+    return [too_large(item, config["inference"], max_tokens) if isinstance(item, Query)
+            and refused(item.n_tokens, max_tokens) else item for item in items]
+
+
+def too_large(query: Query, inference: dict[str, Any], max_tokens: int) -> Failure:
+    chunked = inference.get("model_chunk_size") is not None
+    need = resources.task_gib(token_bucket(query.n_tokens), chunked)
+    return Failure(query.original_id, query.source, "ingest", "n_tokens",
+                   f"the query has {query.n_tokens} tokens (padded to {token_bucket(query.n_tokens)}): "
+                   f"about {need:.0f} GB on the GPU, more than inference.gpu_memory_gb = "
+                   f"{inference['gpu_memory_gb']:g} (at most {max_tokens} tokens"
+                   f"{'' if chunked else '; inference.model_chunk_size lowers the memory'})", query.factors)

@@ -10,6 +10,7 @@ from foldscreen.contracts import PARTS as TABLE_PARTS, TABLES as REPORT_TABLES
 from foldscreen.inference.preflight import WeightsRefused, check_weights
 from foldscreen.inference.settings import InferenceSettings
 from foldscreen.plan import PlanError, input_files, plan_screen
+from foldscreen.resources import job_mem_mb, job_runtime_min
 from foldscreen.sweep import DEFAULT_ARM, SweepError, msa_modes, sweep_arms
 
 validate(config, "../schemas/config.schema.yaml")
@@ -62,9 +63,9 @@ def msa_mode_of(wildcards):
     return wildcards.get("msa_mode", config["msa"]["mode"])
 
 
-def chunk_bounds(wildcards):
+def chunk_plan(wildcards):
     chunk = CHUNKS[wildcards.chunk]
-    return {"start": chunk.start, "end": chunk.end, "digest": chunk.digest}
+    return {"items": list(chunk.items), "digest": chunk.digest}
 
 
 def check_weights_once():
@@ -105,9 +106,26 @@ def msa_failed_runs(wildcards):
         return 0
 
 
+def inference_gpu():
+    """GPUs of an inference job, as Snakemake's `gpu` resource (sbatch --gpus on Slurm)."""
+    return config["inference"]["gpus"]
+
+
 def chunk_mem_mb(wildcards, attempt):
-    """Memory of an inference job: a base plus a share per token, more on each retry."""
-    return (4000 + 2 * CHUNKS[wildcards.chunk].n_tokens) * attempt
+    """Host memory of an inference job from its largest query, more on each retry (foldscreen.resources)."""
+    chunk = CHUNKS[wildcards.chunk]
+    chunked = config["inference"]["model_chunk_size"] is not None
+    return job_mem_mb(chunk.bucket, inference_gpu() > 0, chunked, attempt)
+
+
+def chunk_runtime(wildcards, attempt):
+    """Minutes of an inference job from its tasks and their tokens squared, more on each retry."""
+    chunk = CHUNKS[wildcards.chunk]
+    seeds = len(config["inference"]["seeds"])
+    tasks = seeds * len(chunk.items) if chunk.bucket else 0
+    return job_runtime_min(
+        tasks, seeds * chunk.tokens_squared, inference_gpu() > 0, attempt
+    )
 
 
 def chunk_tables(stage, suffix=""):
@@ -154,7 +172,7 @@ def final_tables():
 # RUNTIME_SETTINGS (foldscreen.config) decide how a job runs, never what it writes: they stay out
 # of `params` and of the config digest; the scripts read them from the config.
 # Settings that cut the screen into chunks: each chunk's digest already covers what they change.
-CHUNKING_SETTINGS = {"inference": ("chunk_size", "token_budget")}
+CHUNKING_SETTINGS = {"inference": ("chunk_size", "token_budget", "gpu_memory_gb")}
 
 
 def job_settings(section):

@@ -13,6 +13,8 @@ rule inference_chunk:
     threads: config["inference"]["threads"]
     resources:
         mem_mb=chunk_mem_mb,
+        runtime=chunk_runtime,
+        gpu=inference_gpu(),
     params:
         settings=arm_inference_settings,
         predictions=f"{ARM_DIR}/predictions",

@@ -12,7 +12,7 @@ rule ingest_chunk:
     conda:
         "../../envs/foldscreen.yaml"
     params:
-        chunk=chunk_bounds,
+        chunk=chunk_plan,
         settings=config["ingest"],
         records=f"{OUT}/queries",
     script:

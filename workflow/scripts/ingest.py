@@ -8,7 +8,7 @@ from foldscreen.queries.validate import Limits
 logs.setup(snakemake.log[0])
 chunk = snakemake.params.chunk
 accepted, rejected = ingest(
-    chunk_items(snakemake.config, chunk["start"], chunk["end"], chunk["digest"]),
+    chunk_items(snakemake.config, chunk["items"], chunk["digest"]),
     Limits(**snakemake.params.settings),
     records_dir=Path(snakemake.params.records),
     queries_table=Path(snakemake.output.queries),

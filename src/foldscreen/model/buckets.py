@@ -8,10 +8,12 @@ normalisation is masked), so padding changes no answer.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import mlx.core as mx
+
+# The sizes themselves are plain arithmetic, shared with the plan (which must not import MLX).
+from ..contracts.sizes import atom_bucket, bucket, token_bucket  # noqa: F401
 
 # Axes (after the batch axis) that run over tokens or atoms, per feature of OpenFold3's batch.
 TOKEN_AXES = {
@@ -33,28 +35,6 @@ OUTPUT_TOKEN_AXES = {"si_trunk": (-2,), "zij_trunk": (-3, -2), "pae_logits": (-3
                      "pde_logits": (-3, -2), "distogram_logits": (-3, -2)}
 OUTPUT_ATOM_AXES = {"atom_positions_predicted": (-2,), "plddt_logits": (-2,),
                     "experimentally_resolved_logits": (-2,)}
-
-
-def bucket(n: int, steps: int, multiple: int) -> int:
-    """The smallest size >= n of the form (1 + k / steps) * 2^e, rounded up to `multiple`.
-
-    With `steps` steps per doubling, padding adds at most 1 / steps of the size.
-    """
-    if n <= multiple:
-        return multiple
-    power = 2 ** math.floor(math.log2(n))
-    size = next(size for k in range(steps + 1) if (size := power * (steps + k) // steps) >= n)
-    return -(-size // multiple) * multiple
-
-
-def token_bucket(n_token: int) -> int:
-    """At most 1/4 more tokens: few graphs to compile (each costs seconds on a GPU)."""
-    return bucket(n_token, 4, 16)
-
-
-def atom_bucket(n_atom: int) -> int:
-    """At most 1/4 more atoms (atom attention is over local windows of 32)."""
-    return bucket(n_atom, 4, 32)
 
 
 def _pad(x: mx.array, axes: tuple[int, ...], size: int) -> mx.array:

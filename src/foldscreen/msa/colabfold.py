@@ -30,8 +30,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from .. import __version__
+from ..io import hold_slot
 from .results import NoAlignment
-from .slots import hold_slot
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

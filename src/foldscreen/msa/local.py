@@ -18,11 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io import fresh_dir
+from ..io import fresh_dir, hold_slot
 from .formats import alignment_to_a3m, format_a3m, merge_a3m, stockholm_to_a3m
 from .pairing import TAXID
 from .results import NoAlignment
-from .slots import hold_slot
 
 TOOLS = {"mmseqs2": "mmseqs", "jackhmmer": "jackhmmer"}
 INSTALL = {"mmseqs": "the Debian package `mmseqs2` or the conda package `bioconda::mmseqs2`",
