@@ -34,7 +34,7 @@ def test_default_config_is_valid_and_defaults_fill_in():
     (lambda c: c["inference"].update(samples="many"), "samples"),
     (lambda c: c["msa"].update(mode="colabfold_typo"), "mode"),
     (lambda c: c.update(screen="../escape"), "screen"),
-    (lambda c: c.pop("queries"), "queries"),
+    (lambda c: c.update(designs=[{"name": "d", "kind": "pulldwn"}]), "pulldwn"),
 ])
 def test_schema_rejects_broken_config_naming_the_key(change, words):
     config = default_config()
@@ -119,13 +119,14 @@ def test_conda_environment_lists_the_pyproject_packages():
 
 @pytest.mark.parametrize("example", sorted((REPO / "config" / "examples").glob("*.yaml")),
                          ids=lambda p: p.name)
-def test_example_configs_are_valid_and_their_queries_all_read(example):
+def test_example_configs_are_valid_and_their_queries_all_read(example, monkeypatch):
     from foldscreen.contracts import Query
-    from foldscreen.queries.readers import read_queries
+    from foldscreen.plan import read_screen
 
     config = yaml.safe_load(example.read_text())
     validate(config, SCHEMA)
-    items = read_queries(REPO / p for p in config["queries"])
+    monkeypatch.chdir(REPO)  # the examples' paths start at the repository
+    items = read_screen(config)  # the query files and the designs
     assert items and all(isinstance(item, Query) for item in items), items
 
 

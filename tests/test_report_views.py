@@ -32,11 +32,12 @@ SCORES = ["sample_ranking_score", "iptm", "ptm", "ipsae", "pdockq2", "lis", "avg
 
 
 def write(path: Path, name: str, rows: list[dict], extra: list[tuple[str, pa.DataType]]) -> None:
-    """A table with the schema `name` plus `extra` columns; what a row leaves out is null where the
-    schema allows it, else a default of its type."""
+    """A table with the schema `name` plus the `extra` columns it lacks; what a row leaves out is
+    null where the schema allows it, else a default of its type."""
     schema = table_schema(name).arrow()
     for field, kind in extra:
-        schema = schema.append(pa.field(field, kind))
+        if field not in schema.names:
+            schema = schema.append(pa.field(field, kind))
     filled = [{f.name: row.get(f.name, None if f.nullable else DEFAULTS[f.type]) for f in schema}
               for row in rows]
     pq.write_table(pa.Table.from_pylist(filled, schema=schema), path)

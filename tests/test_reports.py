@@ -227,7 +227,8 @@ def test_an_unreadable_sample_becomes_a_failure(finished_screen, tmp_path, monke
     broken = samples.iloc[0]
     Path(broken["confidences_path"]).write_text('{"plddt": [1.0], "pae": [[1.0]]}')
     outputs = {name: paths[0] for name, paths in chunk_parts(tmp_path / "parts", ["chunk_00001"]).items()}
-    tables_chunk(Path("results/test/inference/chunk_00001.parquet"), outputs, screen_arm())
+    tables_chunk(Path("results/test/inference/chunk_00001.parquet"),
+                 Path("results/test/ingest/chunk_00001.parquet"), outputs, screen_arm())
 
     failures = pd.read_parquet(outputs["failures"])
     assert list(failures["stage"]) == ["aggregate"]

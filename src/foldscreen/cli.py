@@ -144,14 +144,17 @@ def _table(out: Path, stage: str, suffix: str = "") -> Path:
 
 
 def _ingest(args: argparse.Namespace) -> None:
+    from .plan import PlanError, read_screen
     from .queries.ingest import ingest
-    from .queries.readers import read_queries
     from .queries.validate import Limits
 
     config, out = screen_config(args)
-    accepted, rejected = ingest(
-        read_queries(Path(p) for p in config["queries"]), Limits(**config["ingest"]),
-        out / "queries", _table(out, "ingest"), _table(out, "ingest", ".failures"))
+    try:
+        items = read_screen(config)  # the query files, then the designs
+    except PlanError as err:
+        sys.exit(f"foldscreen: {err}")
+    accepted, rejected = ingest(items, Limits(**config["ingest"]), out / "queries",
+                                _table(out, "ingest"), _table(out, "ingest", ".failures"))
     print(f"{accepted} queries accepted, {rejected} rejected")
 
 
@@ -190,7 +193,8 @@ def _aggregate(args: argparse.Namespace) -> None:
     inference = _tables(out, "inference")
     parts = chunk_parts(out / "tables", [p.stem for p in inference])
     for index, table in enumerate(inference):
-        tables_chunk(table, {name: paths[index] for name, paths in parts.items()}, arm.columns)
+        outputs = {name: paths[index] for name, paths in parts.items()}
+        tables_chunk(table, out / "ingest" / table.name, outputs, arm.columns)
     tables = ArmTables(arm.columns, _tables(out, "msa"), _tables(out, "inference", True), parts,
                        out / "ranked")
     aggregate(_tables(out, "ingest"), _tables(out, "ingest", True), [tables], out, config_sha256(config))

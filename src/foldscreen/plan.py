@@ -1,7 +1,8 @@
 """The screen plan: the queries of the screen, grouped into chunks, known before any job runs.
 
-The plan is made when the workflow is parsed, from a cheap read of the query sources (no
-chemistry), so the Snakemake DAG is known up front without checkpoints. A chunk holds queries
+The plan is made when the workflow is parsed, from a cheap read of the query sources and the
+expansion of the designs (no chemistry, but for an SDF ligand library), so the Snakemake DAG is
+known up front without checkpoints. A chunk holds queries
 of one size bucket (`contracts.sizes.token_bucket`: one compiled shape per inference job, and a
 memory and time that its size predicts), filled in source order: the first chunk of a bucket
 takes the bucket's first `chunk_size` queries, the next the following ones, and so on; rows that
@@ -13,8 +14,9 @@ few queries in a rare bucket stays open until the bucket fills).
 
 Reading a large sample sheet costs about 0.1 ms a row in Python, and the items are needed by
 every Snakemake invocation and every ingest job. So they are read once per content of the
-sources and kept under `<results>/<screen>/plan/`: each item pickled, with its digest and
-token count, keyed by the sources' paths and sha256 and the readers' own code.
+sources and designs and kept under `<results>/<screen>/plan/`: each item pickled, with its
+digest and token count, keyed by the sources' paths and sha256, the designs and the readers'
+own code.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,8 @@ from . import queries, resources
 from .contracts import Failure, Query, records
 from .contracts.sizes import token_bucket
 from .io import atomic_write_bytes, file_sha256
-from .queries.readers import Item, read_queries
+from .queries.designs import DesignError, design_files, expand_designs
+from .queries.readers import Item, read_queries, unique_ids
 
 # The bucket of chunks that only ingest: unreadable rows and queries refused at planning.
 NO_INFERENCE = 0
@@ -64,7 +67,14 @@ class ScreenItems:
 
 
 def item_digest(item: Item) -> str:
-    return hashlib.sha256(json.dumps(asdict(item), sort_keys=True, default=str).encode()).hexdigest()
+    """sha256 of the item's fields as JSON (a query's chains field by field; empty design factors
+    left out, so that a query's digest is what it was before designs existed)."""
+    fields = dict(vars(item))
+    if isinstance(item, Query):
+        fields["chains"] = [vars(chain) for chain in item.chains]
+    if not fields["factors"]:
+        del fields["factors"]
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def chunk_digest(digests: list[str], salt: str) -> str:
@@ -132,24 +142,50 @@ class PlanError(ValueError):
 
 
 def source_paths(config: dict[str, Any]) -> list[Path]:
-    """The query files; refuses, naming the `queries` key, any that is not there."""
-    paths = [Path(p) for p in config["queries"]]
+    """The query files; refuses, naming the `queries` key, any that is not there, and a screen
+    of neither query files nor designs."""
+    paths = [Path(p) for p in config.get("queries") or []]
+    if not paths and not config.get("designs"):
+        raise PlanError("queries: the screen has no query files and no designs (give either or both)")
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise PlanError(f"queries: no such file {', '.join(missing)} (relative paths start at {Path.cwd()})")
     return paths
 
 
+def design_paths(config: dict[str, Any]) -> list[Path]:
+    """The files the designs read; refuses, naming `designs[<i>].<field>`, any that is not there."""
+    files = design_files(config.get("designs") or [])
+    for key, path in files:
+        if not path.is_file():
+            raise PlanError(f"{key}: no such file {path} (relative paths start at {Path.cwd()})")
+    return [path for _, path in files]
+
+
+def input_files(config: dict[str, Any]) -> list[Path]:
+    """Every file the screen's items are read from: the query files, then the designs' files."""
+    return list(dict.fromkeys([*source_paths(config), *design_paths(config)]))
+
+
+def read_screen(config: dict[str, Any]) -> list[Item]:
+    """The screen's items: the queries of its files, then its designs expanded; ids unique."""
+    try:
+        designed = expand_designs(config.get("designs") or [])
+    except DesignError as err:
+        raise PlanError(str(err)) from None
+    return unique_ids([*read_queries(source_paths(config)), *designed])
+
+
 def screen_items(config: dict[str, Any]) -> ScreenItems:
     """The screen's items, read from the sources once per content and then from the cache."""
-    sources = source_paths(config)
-    key = hashlib.sha256(json.dumps([[str(p), file_sha256(p)] for p in sources] + [_reader_code()])
-                         .encode()).hexdigest()
+    files = input_files(config)
+    key = hashlib.sha256(json.dumps([[str(p), file_sha256(p)] for p in files]
+                                    + [config.get("designs") or [], _reader_code()]).encode()).hexdigest()
     cached = Path(config["results"]) / config["screen"] / "plan" / f"items-{key[:32]}.pickle"
     if cached.is_file():
         with open(cached, "rb") as handle:
             return pickle.load(handle)  # written below by this function, never by a user
-    screen = ScreenItems.of(read_queries(sources))
+    screen = ScreenItems.of(read_screen(config))
     atomic_write_bytes(cached, pickle.dumps(screen, protocol=pickle.HIGHEST_PROTOCOL))
     for stale in cached.parent.glob("items-*.pickle"):
         if stale != cached:
@@ -192,4 +228,4 @@ def too_large(query: Query, inference: dict[str, Any], max_tokens: int) -> Failu
                    f"the query has {query.n_tokens} tokens (padded to {token_bucket(query.n_tokens)}): "
                    f"about {need:.0f} GB on the GPU, more than inference.gpu_memory_gb = "
                    f"{inference['gpu_memory_gb']:g} (at most {max_tokens} tokens"
-                   f"{'' if chunked else '; inference.model_chunk_size lowers the memory'})")
+                   f"{'' if chunked else '; inference.model_chunk_size lowers the memory'})", query.factors)

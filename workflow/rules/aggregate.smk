@@ -2,6 +2,7 @@ rule tables_chunk:
     """One chunk's predictions read once into its partial tables (samples, chains, chain pairs, residues)."""
     input:
         samples=f"{ARM_DIR}/inference/{{chunk}}.parquet",
+        queries=f"{OUT}/ingest/{{chunk}}.parquet",
     output:
         **{
             table: f"{ARM_DIR}/tables/{{chunk}}.{table}.parquet"

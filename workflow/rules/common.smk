@@ -9,7 +9,7 @@ from foldscreen.config import RUNTIME_SETTINGS, config_sha256
 from foldscreen.contracts import PARTS as TABLE_PARTS, TABLES as REPORT_TABLES
 from foldscreen.inference.preflight import WeightsRefused, check_weights
 from foldscreen.inference.settings import InferenceSettings
-from foldscreen.plan import PlanError, plan_screen
+from foldscreen.plan import PlanError, input_files, plan_screen
 from foldscreen.resources import job_mem_mb, job_runtime_min
 from foldscreen.sweep import DEFAULT_ARM, SweepError, msa_modes, sweep_arms
 
@@ -18,6 +18,8 @@ validate(config, "../schemas/config.schema.yaml")
 OUT = f"{config['results']}/{config['screen']}"
 try:
     CHUNKS = {chunk.name: chunk for chunk in plan_screen(config)}
+    # the query files and the designs' files: the inputs of every ingest job
+    INPUT_FILES = [str(path) for path in input_files(config)]
 except PlanError as error:
     raise WorkflowError(str(error)) from None
 try:

@@ -1,9 +1,9 @@
 rule ingest_chunk:
     """Validate a chunk's queries: a record per good query, a failure with a reason per bad one."""
     input:
-        # ancient: an edit elsewhere in the query files must not redo this chunk; the digest
-        # of the chunk's own queries (a param) does.
-        ancient(config["queries"]),
+        # ancient: an edit elsewhere in the query or design files must not redo this chunk;
+        # the digest of the chunk's own queries (a param) does.
+        ancient(INPUT_FILES),
     output:
         queries=f"{OUT}/ingest/{{chunk}}.parquet",
         failures=f"{OUT}/ingest/{{chunk}}.failures.parquet",

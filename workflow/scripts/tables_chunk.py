@@ -5,5 +5,9 @@ from foldscreen.contracts import PARTS
 from foldscreen.reports import tables_chunk
 
 logs.setup(snakemake.log[0])
-tables_chunk(Path(snakemake.input.samples), {name: Path(snakemake.output[name]) for name in PARTS},
-             snakemake.params.arm)
+tables_chunk(
+    Path(snakemake.input.samples),
+    Path(snakemake.input.queries),
+    {name: Path(snakemake.output[name]) for name in PARTS},
+    snakemake.params.arm,
+)

@@ -11,9 +11,12 @@ from .records import MOLECULE_TYPES, POLYMER_TYPES, Chain, Failure, Query, chain
 from .tables import (
     ARM_COLUMNS,
     DEMO_WEIGHTS,
+    FACTOR_COLUMNS,
+    FACTOR_COUNTS,
     FAILURE_COLUMNS,
     INFERENCE_COLUMNS,
     INGEST_COLUMNS,
+    INGEST_FAILURE_COLUMNS,
     JSON_COLUMNS,
     MSA_COLUMNS,
     PARTS,
@@ -22,6 +25,7 @@ from .tables import (
     load_queries,
 )
 
-__all__ = ["ARM_COLUMNS", "DEMO_WEIGHTS", "FAILURE_COLUMNS", "INFERENCE_COLUMNS", "INGEST_COLUMNS",
-           "JSON_COLUMNS", "MOLECULE_TYPES", "MSA_COLUMNS", "PARTS", "POLYMER_TYPES", "SCORE_COLUMNS",
-           "TABLES", "Chain", "Failure", "Query", "chain_hash", "chains_from_json", "load_queries"]
+__all__ = ["ARM_COLUMNS", "DEMO_WEIGHTS", "FACTOR_COLUMNS", "FACTOR_COUNTS", "FAILURE_COLUMNS",
+           "INFERENCE_COLUMNS", "INGEST_COLUMNS", "INGEST_FAILURE_COLUMNS", "JSON_COLUMNS",
+           "MOLECULE_TYPES", "MSA_COLUMNS", "PARTS", "POLYMER_TYPES", "SCORE_COLUMNS", "TABLES",
+           "Chain", "Failure", "Query", "chain_hash", "chains_from_json", "load_queries"]

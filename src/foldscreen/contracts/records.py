@@ -2,7 +2,9 @@
 
 A `Query` is what ingestion makes of one source query; its chains travel to the later stages in
 the `record` column of the ingest table (`chains_from_json`), and each becomes a chain entry of
-the OpenFold3 query JSON (`to_of3`). A `Failure` is one row of a failures table.
+the OpenFold3 query JSON (`to_of3`). A `Failure` is one row of a failures table. A query made by
+a design (`queries.designs`) and its failure carry the design's factors (`FACTOR_COLUMNS` of
+`tables`: design, bait, prey, ...), which become columns of the final tables.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 MOLECULE_TYPES = ("protein", "rna", "dna", "ligand")
 POLYMER_TYPES = ("protein", "rna", "dna")
@@ -82,6 +85,7 @@ class Query:
     source: str
     original_id: str
     notes: tuple[str, ...] = field(default=())
+    factors: dict[str, Any] = field(default_factory=dict)  # a design's factors; empty otherwise
 
     @property
     def n_tokens(self) -> int:
@@ -106,6 +110,7 @@ class Failure:
     stage: str
     field: str
     reason: str
+    factors: dict[str, Any] = field(default_factory=dict)  # of the design's query that failed
 
 
 def chains_from_json(text: str) -> tuple[Chain, ...]:

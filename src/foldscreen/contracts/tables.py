@@ -20,9 +20,19 @@ DEMO_WEIGHTS = "demo"
 # field at fault and the reason.
 FAILURE_COLUMNS = ["query_id", "source", "stage", "field", "reason"]
 
+# The factors of a query made by a design (queries/designs.py; README "Designs"), null for the
+# others: columns of the ingest tables (queries and failures) and of the final samples, queries
+# and failures tables. The counts are integers, the rest strings.
+FACTOR_COLUMNS = ["design", "design_kind", "bait", "prey", "target", "ligand_id", "mutation",
+                  "copies", "bait_copies", "prey_copies"]
+FACTOR_COUNTS = ("copies", "bait_copies", "prey_copies")
+
 # The ingest table: one row per accepted query; `record` holds its chains as JSON.
 INGEST_COLUMNS = ["query_id", "original_id", "source", "n_chains", "n_tokens",
-                  "molecule_types", "chain_hashes", "digest", "record", "notes"]
+                  "molecule_types", "chain_hashes", "digest", "record", "notes", *FACTOR_COLUMNS]
+
+# The ingest failures table: a failure and the factors of its design's query.
+INGEST_FAILURE_COLUMNS = [*FAILURE_COLUMNS, *FACTOR_COLUMNS]
 
 # The MSA table: one row per aligned chain of a query (status ok or failed, with the reason).
 MSA_COLUMNS = ["query_id", "chain_ids", "chain_hash", "source", "path", "paired_path", "status", "reason"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..contracts import FAILURE_COLUMNS, INGEST_COLUMNS, Failure, Query
+from ..contracts import FACTOR_COLUMNS, FACTOR_COUNTS, INGEST_COLUMNS, INGEST_FAILURE_COLUMNS, Failure, Query
 from ..io import atomic_write_json, write_parquet
 from .readers import Item
 from .validate import Limits, ligand_atoms, validate
@@ -25,13 +25,24 @@ def ingest(items: Iterable[Item], limits: Limits, records_dir: Path,
     for item in items:
         checked = validate(item, limits) if isinstance(item, Query) else item
         if isinstance(checked, Failure):
-            failures.append(asdict(checked))
+            failures.append(failure_row(checked))
             continue
         atomic_write_json(records_dir / f"{checked.query_id}.json", checked.to_of3())
         rows.append(query_row(checked))
-    write_parquet(queries_table, pd.DataFrame(rows, columns=INGEST_COLUMNS))
-    write_parquet(failures_table, pd.DataFrame(failures, columns=FAILURE_COLUMNS))
+    write_parquet(queries_table, factor_types(pd.DataFrame(rows, columns=INGEST_COLUMNS)))
+    write_parquet(failures_table, factor_types(pd.DataFrame(failures, columns=INGEST_FAILURE_COLUMNS)))
     return len(rows), len(failures)
+
+
+def failure_row(failure: Failure) -> dict:
+    """One row of the ingest failures table: the failure and its design's factors."""
+    row = {k: v for k, v in asdict(failure).items() if k != "factors"}
+    return {**row, **{name: failure.factors.get(name) for name in FACTOR_COLUMNS}}
+
+
+def factor_types(frame: pd.DataFrame) -> pd.DataFrame:
+    """The factor columns typed (nullable strings and integers), whatever rows the chunk has."""
+    return frame.astype({name: "Int64" if name in FACTOR_COUNTS else "string" for name in FACTOR_COLUMNS})
 
 
 def query_row(query: Query) -> dict:
@@ -47,4 +58,5 @@ def query_row(query: Query) -> dict:
         "digest": query.digest(),
         "record": json.dumps([asdict(c) for c in query.chains]),
         "notes": "; ".join(query.notes),
+        **{name: query.factors.get(name) for name in FACTOR_COLUMNS},
     }

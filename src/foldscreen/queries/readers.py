@@ -31,18 +31,23 @@ class ReadError(ValueError):
 
 def read_queries(sources: Iterable[Path]) -> list[Item]:
     """Read every source in order; a repeated query id becomes a failure (the first one wins)."""
+    return unique_ids([item for path in sources for item in read_source(Path(path))])
+
+
+def unique_ids(items: Iterable[Item]) -> list[Item]:
+    """The items, a query whose id an earlier one has made a failure (the first one wins)."""
     seen: dict[str, str] = {}
-    items: list[Item] = []
-    for path in sources:
-        for item in read_source(Path(path)):
-            if isinstance(item, Query):
-                if item.query_id in seen:
-                    item = Failure(item.original_id, item.source, "ingest", "id",
-                                   f"duplicate id {item.query_id!r} (first defined at {seen[item.query_id]})")
-                else:
-                    seen[item.query_id] = item.source
-            items.append(item)
-    return items
+    unique: list[Item] = []
+    for item in items:
+        if isinstance(item, Query):
+            if item.query_id in seen:
+                item = Failure(item.original_id, item.source, "ingest", "id",
+                               f"duplicate id {item.query_id!r} (first defined at {seen[item.query_id]})",
+                               item.factors)
+            else:
+                seen[item.query_id] = item.source
+        unique.append(item)
+    return unique
 
 
 def read_source(path: Path) -> Iterator[Item]:

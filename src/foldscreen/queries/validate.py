@@ -10,6 +10,7 @@ from pathlib import Path
 from rdkit import Chem, RDLogger
 
 from ..contracts import Chain, Failure, Query
+from .designs import describe
 
 RDLogger.DisableLog("rdApp.*")
 
@@ -32,17 +33,19 @@ class Limits:
 
 def validate(query: Query, limits: Limits) -> Query | Failure:
     """Return the query if it can be predicted, else a Failure naming the field and the reason."""
+    design = describe(query.factors)  # the design and element of a designed query, else ""
     for chain in query.chains:
         problem = _check_chain(chain, limits)
         if problem:
             field, reason = problem
             label = f"chain {','.join(chain.chain_ids)}: " if len(query.chains) > 1 else ""
-            return Failure(query.original_id, query.source, "ingest", field, label + reason)
+            return Failure(query.original_id, query.source, "ingest", field, design + label + reason,
+                           query.factors)
     tokens = sum(chain.n_tokens(ligand_atoms(chain)) for chain in query.chains)
     if tokens > limits.max_tokens:
         return Failure(query.original_id, query.source, "ingest", "sequence",
-                       f"the query has {tokens} tokens, over the limit of {limits.max_tokens} "
-                       "(ingest.max_tokens in the config)")
+                       f"{design}the query has {tokens} tokens, over the limit of {limits.max_tokens} "
+                       "(ingest.max_tokens in the config)", query.factors)
     return query
 
 

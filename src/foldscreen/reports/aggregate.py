@@ -22,7 +22,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..contracts import FAILURE_COLUMNS, INFERENCE_COLUMNS, INGEST_COLUMNS, MSA_COLUMNS, PARTS
+from ..contracts import (
+    FACTOR_COLUMNS,
+    FAILURE_COLUMNS,
+    INFERENCE_COLUMNS,
+    INGEST_COLUMNS,
+    INGEST_FAILURE_COLUMNS,
+    MSA_COLUMNS,
+    PARTS,
+)
 from ..contracts.schema import table_writer, to_arrow, write_table
 from ..io import atomic_path
 from .metadata import run_metadata
@@ -48,10 +56,14 @@ def part_path(folder: Path, chunk: str, table: str) -> Path:
     return Path(folder) / f"{chunk}.{table}.parquet"
 
 
-def tables_chunk(inference_table: Path, outputs: Mapping[str, Path], arm: Mapping[str, Any]) -> None:
+def tables_chunk(inference_table: Path, ingest_table: Path, outputs: Mapping[str, Path],
+                 arm: Mapping[str, Any]) -> None:
     """The chunk's partial tables (PARTS), its samples ranked, every row with the columns of its
-    arm (ARM_COLUMNS); a sample whose files cannot be read becomes a failure."""
+    arm (ARM_COLUMNS) and its query's design factors (from the chunk's ingest table); a sample
+    whose files cannot be read becomes a failure."""
     ranked = rank_samples(pd.read_parquet(inference_table, columns=INFERENCE_COLUMNS)).assign(**arm)
+    factors = read_tables([ingest_table], ["query_id", *FACTOR_COLUMNS])
+    ranked = ranked.merge(factors, "left", "query_id")
     chains: list[dict] = []
     pairs: list[dict] = []
     residues: list[pa.Table] = []
@@ -74,7 +86,8 @@ def tables_chunk(inference_table: Path, outputs: Mapping[str, Path], arm: Mappin
     write_table(outputs["chains"], pd.DataFrame(chains, columns=columns("chains")), "chains")
     write_table(outputs["chain_pairs"], pd.DataFrame(pairs, columns=columns("chain_pairs")), "chain_pairs")
     write_table(outputs["residues"], _concat(residues, "residues"), "residues")
-    failed = pd.DataFrame(failures, columns=FAILURE_COLUMNS).assign(**arm)
+    failed = (pd.DataFrame(failures, columns=FAILURE_COLUMNS).assign(**arm)
+              .merge(factors, "left", "query_id"))
     write_table(outputs["failures"], failed, "failures")
 
 
@@ -106,7 +119,7 @@ def aggregate(ingest_tables: Sequence[Path], ingest_failures: Sequence[Path], ar
         _stream([p for arm in arms for p in arm.parts[name]], out / f"{name}.parquet", name, metadata)
 
     ingested = read_tables(ingest_tables, INGEST_COLUMNS)
-    ingest_failed = read_tables(ingest_failures, FAILURE_COLUMNS)
+    ingest_failed = read_tables(ingest_failures, INGEST_FAILURE_COLUMNS)
     queries, failures = [], []
     for arm in arms:
         arm_samples = samples[samples["arm"] == arm.columns["arm"]]
@@ -114,7 +127,7 @@ def aggregate(ingest_tables: Sequence[Path], ingest_failures: Sequence[Path], ar
         ranked = link_ranked(arm.ranked, dict(zip(best["query_id"], best["model_path"])))
         arm_failures = failures_table(
             ingest_failed, read_tables(arm.msa, MSA_COLUMNS),
-            read_tables([*arm.inference_failures, *arm.parts["failures"]], FAILURE_COLUMNS))
+            read_tables([*arm.inference_failures, *arm.parts["failures"]], FAILURE_COLUMNS), ingested)
         queries.append(best_per_query(ingested, arm_samples, _best_pairs(arm.parts["chain_pairs"]),
                                       arm_failures, ranked, dict(arm.columns)))
         failures.append(arm_failures.assign(**arm.columns))

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..contracts import ARM_COLUMNS, FAILURE_COLUMNS, SCORE_COLUMNS
+from ..contracts import ARM_COLUMNS, FACTOR_COLUMNS, FAILURE_COLUMNS, SCORE_COLUMNS
 from ..contracts.schema import table_schema
 from .interface import pair_scores
 from .structure import Tokens
@@ -27,11 +27,20 @@ def columns(table: str) -> list[str]:
 
 
 def read_tables(paths: Iterable[Path], names: list[str]) -> pd.DataFrame:
-    """The `names` columns of Parquet files, concatenated."""
-    tables = [t for t in (pq.read_table(p, columns=names) for p in paths) if t.num_rows]
+    """The `names` columns of Parquet files, concatenated; a column that a file lacks (written
+    before the column existed, as the design factors) is null."""
+    tables = [t for t in (_read_columns(p, names) for p in paths) if t.num_rows]
     if not tables:
         return pd.DataFrame(columns=names)
     return pa.concat_tables(tables, promote_options="default").to_pandas()
+
+
+def _read_columns(path: Path, names: list[str]) -> pa.Table:
+    table = pq.read_table(path, columns=[n for n in names if n in pq.read_schema(path).names])
+    for name in names:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows))
+    return table.select(names)
 
 
 def rank_samples(samples: pd.DataFrame) -> pd.DataFrame:
@@ -90,7 +99,8 @@ def best_per_query(ingested: pd.DataFrame, samples: pd.DataFrame, best_pairs: pd
     best = samples[samples["rank"] == 1].set_index("query_id")
     best = best[SCORE_COLUMNS + ["seed", "sample", "model_path", "demo_weights"]].rename(
         columns={"seed": "best_seed", "sample": "best_sample", "model_path": "best_model_path"})
-    frame = (ingested[["query_id", "n_tokens", "n_chains", "molecule_types", "notes"]].set_index("query_id")
+    frame = (ingested[["query_id", "n_tokens", "n_chains", "molecule_types", "notes", *FACTOR_COLUMNS]]
+             .set_index("query_id")
              .join(best)
              .join(pd.DataFrame({"n_samples": scores.size(), "ranking_score_std": scores.std(ddof=0),
                                  "ranking_score_spread": scores.max() - scores.min()}))
@@ -105,14 +115,22 @@ def best_per_query(ingested: pd.DataFrame, samples: pd.DataFrame, best_pairs: pd
                              na_position="last", kind="mergesort").reset_index(drop=True)
 
 
-def failures_table(ingest_failures: pd.DataFrame, msa: pd.DataFrame, later: pd.DataFrame) -> pd.DataFrame:
-    """Every failure of every stage; an MSA failure is reported once per query and chain."""
+def failures_table(ingest_failures: pd.DataFrame, msa: pd.DataFrame, later: pd.DataFrame,
+                   ingested: pd.DataFrame) -> pd.DataFrame:
+    """Every failure of every stage, with its query's design factors (an ingest failure brings
+    its own; the others take their query's from `ingested`); an MSA failure is reported once per
+    query and chain."""
     msa_failed = msa[msa["status"] == "failed"]
     msa_rows = pd.DataFrame({
         "query_id": msa_failed["query_id"], "source": "", "stage": "msa",
         "field": "chain " + msa_failed["chain_ids"], "reason": msa_failed["reason"],
     }, columns=FAILURE_COLUMNS)
-    frames = [f for f in (ingest_failures, msa_rows, later) if len(f)]
+    names = [*FAILURE_COLUMNS, *FACTOR_COLUMNS]  # the arm's columns are the caller's
+    frames = [f for f in (msa_rows, later) if len(f)]
+    if frames:
+        factors = ingested[["query_id", *FACTOR_COLUMNS]]
+        frames = [pd.concat(frames, ignore_index=True)[FAILURE_COLUMNS].merge(factors, "left", "query_id")]
+    frames = [f for f in (ingest_failures, *frames) if len(f)]
     if not frames:
-        return pd.DataFrame(columns=FAILURE_COLUMNS)
-    return pd.concat(frames, ignore_index=True)[FAILURE_COLUMNS].drop_duplicates(ignore_index=True)
+        return pd.DataFrame(columns=names)
+    return pd.concat(frames, ignore_index=True)[names].drop_duplicates(ignore_index=True)
