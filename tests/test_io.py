@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from foldscreen.contracts import FAILURE_COLUMNS
+from foldscreen.contracts import FACTOR_COLUMNS, FAILURE_COLUMNS
 from foldscreen.contracts.schema import write_table
 from foldscreen.io import atomic_write_json, fresh_dir, write_parquet
 
@@ -25,13 +25,16 @@ def test_written_files_and_folders_follow_the_umask(tmp_path, umask, file_mode, 
     try:
         atomic_write_json(tmp_path / "record.json", {"a": 1})
         write_parquet(tmp_path / "ingest.parquet", failures)
-        write_table(tmp_path / "failures.parquet", failures, "failures")
+        arm = {"arm": "default", "samples_per_seed": 1, "recycles": 3, "diffusion_steps": 200,
+               "precision": "float32", "msa_mode": "single_sequence"}
+        final = failures.reindex(columns=[*FAILURE_COLUMNS, *FACTOR_COLUMNS]).assign(**arm)
+        write_table(tmp_path / "failures.parquet", final, "failures")
         folder = fresh_dir(tmp_path, ".seed_1.")
     finally:
         os.umask(previous)
     for name in ("record.json", "ingest.parquet", "failures.parquet"):
         assert mode(tmp_path / name) == file_mode, name
     assert mode(folder) == dir_mode
-    assert pd.read_parquet(tmp_path / "failures.parquet").equals(failures)
+    assert pd.read_parquet(tmp_path / "failures.parquet")[FAILURE_COLUMNS].equals(failures)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["record.json", "ingest.parquet", "failures.parquet", folder.name])  # no temporary left
