@@ -38,3 +38,12 @@ def test_written_files_and_folders_follow_the_umask(tmp_path, umask, file_mode, 
     assert pd.read_parquet(tmp_path / "failures.parquet")[FAILURE_COLUMNS].equals(failures)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["record.json", "ingest.parquet", "failures.parquet", folder.name])  # no temporary left
+
+
+def test_a_rerun_job_removes_what_its_killed_run_left(tmp_path):
+    from foldscreen.io import remove_leftovers
+
+    for name in (".a.parquet.1f2e.tmp", ".b.parquet.77aa.tmp", "a.parquet"):
+        (tmp_path / name).write_text("x")
+    remove_leftovers([str(tmp_path / "a.parquet")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".b.parquet.77aa.tmp", "a.parquet"]

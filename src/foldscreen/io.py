@@ -8,12 +8,13 @@ umask), as `open` and `mkdir` create them, so that colleagues can read a screen;
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import json
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,17 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_leftovers(paths: Iterable[str | Path]) -> None:
+    """Delete the temporary files (`.<name>.<random>.tmp`) a killed writer of `paths` left.
+
+    For a job's declared outputs, which no other job writes at the same time: a job killed in
+    the middle of an atomic write leaves its temporary file, and its rerun removes it.
+    """
+    for path in map(Path, paths):
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
 
 def fresh_dir(parent: Path, prefix: str) -> Path:

@@ -2,6 +2,7 @@ from pathlib import Path
 
 from foldscreen import logs
 from foldscreen.contracts import PARTS
+from foldscreen.io import remove_leftovers
 from foldscreen.reports import ArmTables, aggregate
 
 ARMS = snakemake.params.arms
@@ -19,6 +20,7 @@ def per_arm(name: str) -> list[list[Path]]:
 
 
 logs.setup(snakemake.log[0])
+remove_leftovers(snakemake.output)  # of a killed run of this job
 msa, failures = per_arm("msa"), per_arm("inference_failures")
 parts = {name: per_arm(f"part_{name}") for name in PARTS}
 aggregate(

@@ -5,8 +5,10 @@ from pathlib import Path
 from foldscreen import logs
 from foldscreen.inference import InferenceSettings
 from foldscreen.inference.gpus import hold_gpu
+from foldscreen.io import remove_leftovers
 
 logs.setup(snakemake.log[0])
+remove_leftovers(snakemake.output)  # of a killed run of this job
 # A job that asked for a GPU holds one of the machine's for its whole run; it is chosen before
 # MLX or PyTorch is imported (run_chunk imports them).
 with hold_gpu() if snakemake.resources.get("gpu", 0) else nullcontext() as gpu:
