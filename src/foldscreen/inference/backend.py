@@ -10,7 +10,6 @@ confidence scoring and file writing are the same for every backend.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
 from typing import Any
 
 from .settings import InferenceSettings
@@ -36,9 +35,9 @@ class Backend(ABC):
     def forward(self, batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Run the model on one featurised task; the random state is already seeded."""
 
-    def batch_key(self, batch: dict[str, Any]) -> tuple[Hashable, int] | None:
-        """(group, padded tokens) of a task that may share a forward pass with others of its
-        group; None (the default) runs every task alone."""
+    def batch_size(self, batch: dict[str, Any]) -> int | None:
+        """The padded tokens of a task that may share a forward pass with tasks of the same
+        padded size; None (the default) runs every task alone."""
         return None
 
     def forward_many(self, batches: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:

@@ -59,12 +59,12 @@ class MlxBackend(Backend):
             return self.settings.batch_tokens
         return GPU_BATCH_TOKENS if self.model.compiled else 0
 
-    def batch_key(self, batch: dict[str, Any]) -> tuple[int, int] | None:
+    def batch_size(self, batch: dict[str, Any]) -> int | None:
         """Tasks of one token bucket share forward passes, up to `batch_tokens` padded tokens."""
         from ..model.buckets import token_bucket
 
         size = token_bucket(int(batch["token_mask"].shape[-1]))
-        return (size, size) if 2 * size <= self.batch_tokens else None
+        return size if 2 * size <= self.batch_tokens else None
 
     def forward(self, batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """OpenFold3.forward's (batch, outputs) at inference, computed in MLX."""

@@ -143,8 +143,9 @@ def predict_tasks(backend: Backend, featurised_tasks: Iterable[tuple[Task, Calla
                   ) -> Iterator[tuple[Task, dict[str, Any] | Exception]]:
     """(task, its record or the error that failed it) for every (task, get its features).
 
-    Featurised tasks wait in groups (the backend's `batch_key`); a group runs as one forward
-    pass when the next task would not fit it, and every group left runs at the end.
+    Featurised tasks wait in groups of one padded size (the backend's `batch_size`); a group
+    runs as one forward pass when the next task would not fit it, and every group left runs at
+    the end.
     """
     started, model_seconds, passes, count = time.perf_counter(), 0.0, 0, 0
     groups: dict[Any, list[Ready]] = {}
@@ -154,14 +155,16 @@ def predict_tasks(backend: Backend, featurised_tasks: Iterable[tuple[Task, Calla
         def run(group: list[Ready]) -> Iterator[tuple[Task, dict[str, Any] | Exception]]:
             nonlocal model_seconds, passes
             before = time.perf_counter()
-            for done, result in forward_group(backend, group):
+            results = forward_group(backend, group)
+            seconds = time.perf_counter() - before
+            for done, result in results:
                 if isinstance(result, Exception):
                     _discard(done.task)
                     yield done.task, result
                     continue
-                done.timings["model_s"] = (time.perf_counter() - before) / len(group)
+                done.timings["model_s"] = seconds / len(group)
                 writes.append((done.task, writer.submit(write_task, backend, done, *result, len(group))))
-            model_seconds += time.perf_counter() - before
+            model_seconds += seconds
             passes += 1
             while len(writes) > len(group) + WRITES_AHEAD:  # this pass's files go on behind the next
                 yield _written(*writes.popleft())
@@ -173,14 +176,14 @@ def predict_tasks(backend: Backend, featurised_tasks: Iterable[tuple[Task, Calla
                 _discard(task)
                 yield task, ready
                 continue
-            key = backend.batch_key(ready.batch)
-            if key is None:
+            size = backend.batch_size(ready.batch)
+            if size is None:
                 yield from run([ready])
                 continue
-            group, size = groups.setdefault(key[0], []), key[1]
+            group = groups.setdefault(size, [])
             if group and size * (len(group) + 1) > backend.batch_tokens:
-                yield from run(groups.pop(key[0]))
-                groups[key[0]] = [ready]
+                yield from run(groups.pop(size))
+                groups[size] = [ready]
             else:
                 group.append(ready)
         for group in list(groups.values()):
