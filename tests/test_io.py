@@ -47,3 +47,19 @@ def test_a_rerun_job_removes_what_its_killed_run_left(tmp_path):
         (tmp_path / name).write_text("x")
     remove_leftovers([str(tmp_path / "a.parquet")])
     assert sorted(p.name for p in tmp_path.iterdir()) == [".b.parquet.77aa.tmp", "a.parquet"]
+
+
+def test_a_rerun_ingest_removes_the_record_its_killed_run_was_writing(tmp_path):
+    """A query's record is not a declared output of its ingest job: the job removes its leftover."""
+    from foldscreen.contracts.records import Chain, Query
+    from foldscreen.queries.ingest import ingest
+    from foldscreen.queries.validate import Limits
+
+    records = tmp_path / "queries"
+    records.mkdir()
+    (records / ".q1.json.d4dfe04aefddb5ae.tmp").write_text('{"queries": ')  # killed mid-write
+    (records / ".q2.json.0123456789abcdef.tmp").write_text("{")  # another chunk's, writing now
+    query = Query(query_id="q1", original_id="q1", source="s.fasta",
+                  chains=[Chain(molecule_type="protein", chain_ids=("A",), sequence="MKTAYIAKQR")])
+    ingest([query], Limits(max_tokens=100, max_chain_length=100), records, tmp_path / "q.parquet", tmp_path / "f.parquet")
+    assert sorted(p.name for p in records.iterdir()) == [".q2.json.0123456789abcdef.tmp", "q1.json"]

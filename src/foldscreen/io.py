@@ -8,7 +8,6 @@ umask), as `open` and `mkdir` create them, so that colleagues can read a screen;
 from __future__ import annotations
 
 import fcntl
-import glob
 import hashlib
 import json
 import os
@@ -43,9 +42,17 @@ def remove_leftovers(paths: Iterable[str | Path]) -> None:
     For a job's declared outputs, which no other job writes at the same time: a job killed in
     the middle of an atomic write leaves its temporary file, and its rerun removes it.
     """
+    by_folder: dict[Path, set[str]] = {}
     for path in map(Path, paths):
-        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-            stale.unlink(missing_ok=True)
+        by_folder.setdefault(path.parent, set()).add(path.name)
+    for folder, names in by_folder.items():  # one listing per folder, however many paths
+        if not folder.is_dir():
+            continue
+        for entry in os.scandir(folder):
+            name = entry.name
+            if name.startswith(".") and name.endswith(".tmp") and entry.is_file() \
+                    and name[1:].rsplit(".", 2)[0] in names:
+                Path(entry.path).unlink(missing_ok=True)
 
 
 def fresh_dir(parent: Path, prefix: str) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..contracts import FACTOR_COLUMNS, FACTOR_COUNTS, INGEST_COLUMNS, INGEST_FAILURE_COLUMNS, Failure, Query
-from ..io import atomic_write_json, write_parquet
+from ..io import atomic_write_json, remove_leftovers, write_parquet
 from .readers import Item
 from .validate import Limits, ligand_atoms, validate
 
@@ -21,14 +21,16 @@ def ingest(items: Iterable[Item], limits: Limits, records_dir: Path,
 
     Returns (accepted, rejected).
     """
-    rows, failures = [], []
+    rows, failures, records = [], [], []
     for item in items:
         checked = validate(item, limits) if isinstance(item, Query) else item
+        records.append(records_dir / f"{checked.query_id}.json")
         if isinstance(checked, Failure):
             failures.append(failure_row(checked))
             continue
-        atomic_write_json(records_dir / f"{checked.query_id}.json", checked.to_of3())
+        atomic_write_json(records[-1], checked.to_of3())
         rows.append(query_row(checked))
+    remove_leftovers(records)  # of a killed run of this chunk: the records are not its outputs
     write_parquet(queries_table, factor_types(pd.DataFrame(rows, columns=INGEST_COLUMNS)))
     write_parquet(failures_table, factor_types(pd.DataFrame(failures, columns=INGEST_FAILURE_COLUMNS)))
     return len(rows), len(failures)
