@@ -137,18 +137,20 @@ def test_missing_weights_file_is_a_clear_error(tmp_path, backend):
 
 
 def test_torch_backend_loads_checkpoints_through_the_shared_reader(tmp_path):
+    """Built without OpenFold3's random initial weights, it holds exactly the checkpoint's."""
     import torch
     from openfold3.projects.of3_all_atom.model import OpenFold3
 
     from foldscreen.inference.model_config import model_config
-    from foldscreen.inference.torch_backend import checkpoint_state
+    from foldscreen.inference.torch_backend import TorchBackend
 
-    config = model_config(InferenceSettings())
+    config = model_config(InferenceSettings())  # the demo's small architecture
+    settings = InferenceSettings(backend="torch", weights=str(tmp_path / "ema.pt"), threads=1)
     saved = OpenFold3(config).state_dict()
     torch.save({"ema": {"params": saved}}, tmp_path / "ema.pt")
-    model = OpenFold3(config)
-    model.load_state_dict(checkpoint_state(tmp_path / "ema.pt", model), strict=True)
-    assert all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
+    loaded = TorchBackend(settings, config).model.state_dict()
+    assert loaded.keys() == saved.keys()
+    assert all(torch.equal(loaded[k], v) for k, v in saved.items())
 
 
 def test_openfold3_featurisation_reads_the_cached_alignment(tmp_path):

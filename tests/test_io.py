@@ -61,5 +61,6 @@ def test_a_rerun_ingest_removes_the_record_its_killed_run_was_writing(tmp_path):
     (records / ".q2.json.0123456789abcdef.tmp").write_text("{")  # another chunk's, writing now
     query = Query(query_id="q1", original_id="q1", source="s.fasta",
                   chains=[Chain(molecule_type="protein", chain_ids=("A",), sequence="MKTAYIAKQR")])
-    ingest([query], Limits(max_tokens=100, max_chain_length=100), records, tmp_path / "q.parquet", tmp_path / "f.parquet")
+    limits = Limits(max_tokens=100, max_chain_length=100)
+    ingest([query], limits, records, tmp_path / "q.parquet", tmp_path / "f.parquet")
     assert sorted(p.name for p in records.iterdir()) == [".q2.json.0123456789abcdef.tmp", "q1.json"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,12 @@ class TorchBackend(Backend):
         if settings.demo:
             model = demo_model(config)
         else:
-            model = OpenFold3(config)
-            model.load_state_dict(checkpoint_state(Path(settings.weights), model), strict=True)
+            from ..model.weights import read_checkpoint
+
+            state = read_checkpoint(Path(settings.weights))  # a bad file fails before the build
+            with no_random_init():
+                model = OpenFold3(config)
+            model.load_state_dict(module_state(state, model), strict=True)
         self.model = model.to(settings.device).eval()
 
     @property
@@ -49,17 +55,31 @@ class TorchBackend(Backend):
                 tensor_tree_map(to_cpu, outputs))
 
 
-def checkpoint_state(path: Path, model: Any) -> dict[str, Any]:
-    """The checkpoint read by foldscreen's reader, as OpenFold3's module expects its keys.
+@contextmanager
+def no_random_init() -> Iterator[None]:
+    """OpenFold3's modules built without drawing their truncated-normal initial weights.
+
+    OpenFold3 draws them with scipy (about 90 s for the full model on 2 CPU cores) and skips that
+    itself when it loads a checkpoint; every weight is then loaded (`strict=True`).
+    """
+    import openfold3.core.model.primitives.initialization as initialization
+
+    drawn = initialization.trunc_normal_init_
+    initialization.trunc_normal_init_ = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        initialization.trunc_normal_init_ = drawn
+
+
+def module_state(state: dict[str, Any], model: Any) -> dict[str, Any]:
+    """A checkpoint read by foldscreen's reader, as OpenFold3's module expects its keys.
 
     The reader checks the version and drops the `sample_diffusion` aliases; PyTorch's module
     holds both, so they are put back (as the same tensors) with the version tensor.
     """
-    from ..model.weights import read_checkpoint
-
-    state = read_checkpoint(path)
     expected = model.state_dict()
-    state["version_tensor"] = expected["version_tensor"]
+    state = {**state, "version_tensor": expected["version_tensor"]}
     for key in expected:
         original = key.removeprefix("sample_diffusion.")
         if key != original and original in state:
