@@ -26,7 +26,7 @@ def test_chunks_follow_the_sources_and_appending_keeps_old_chunks(tmp_path):
     write_sheet(tmp_path, 5)
     first = plan.plan_screen(config(tmp_path))
     assert [c.items for c in first] == [(0, 1), (2, 3), (4,)]
-    assert first[0].n_tokens == 8 + 9 and first[0].tokens_squared == 8**2 + 9**2 and first[0].bucket == 16
+    assert first[0].n_tokens == 8 + 9 and first[0].tokens_squared == 8**2 + 9**2 and first[0].bucket == 64
     write_sheet(tmp_path, 6)
     second = plan.plan_screen(config(tmp_path))
     assert second[:2] == first[:2]  # same items, same digests: their jobs are not redone

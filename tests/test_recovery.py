@@ -90,7 +90,7 @@ def assert_every_file_reads(out: Path) -> None:
 
 @pytest.mark.slow
 def test_kill_at_each_stage_mid_job_and_output_complete_but_unrecorded_then_unlock_and_rerun(tmp_path):
-    folder = make_screen(tmp_path / "killed")
+    folder = make_screen(tmp_path / "killed", chunk_size=10)  # one chunk of the good queries
     for stage, (log, output) in STAGES.items():
         kill_at(folder, folder / OUT / log, unrecorded=False)  # in the middle of the job
         run_snakemake(folder, "--unlock")  # the README's recovery; the next kill runs again

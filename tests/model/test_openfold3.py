@@ -131,7 +131,7 @@ def test_size_buckets_bound_the_padding():
     from foldscreen.model.buckets import atom_bucket, token_bucket
 
     for n in range(1, 3000, 7):
-        assert n <= token_bucket(n) <= max(16, n * 1.25 + 16) and token_bucket(n) % 16 == 0
+        assert n <= token_bucket(n) <= max(64, n * 1.25 + 16) and token_bucket(n) % 16 == 0
         assert n <= atom_bucket(n) <= max(32, n * 1.25 + 32) and atom_bucket(n) % 32 == 0
     assert len({token_bucket(n) for n in range(100, 400)}) <= 10  # few graphs for many sizes
 

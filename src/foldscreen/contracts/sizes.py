@@ -22,9 +22,15 @@ def bucket(n: int, steps: int, multiple: int) -> int:
     return -(-size // multiple) * multiple
 
 
+# Queries of at most this many tokens share one bucket: on a GPU they cost what a query of this
+# size costs (the run is bound by kernel launches there), and a screen of peptides and small
+# complexes then compiles one graph and fills one kind of chunk.
+SMALLEST_TOKEN_BUCKET = 64
+
+
 def token_bucket(n_token: int) -> int:
     """At most 1/4 more tokens: few graphs to compile (each costs seconds on a GPU)."""
-    return bucket(n_token, 4, 16)
+    return max(SMALLEST_TOKEN_BUCKET, bucket(n_token, 4, 16))
 
 
 def atom_bucket(n_atom: int) -> int:
