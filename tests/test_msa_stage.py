@@ -278,8 +278,9 @@ def test_killing_an_msa_job_mid_download_leaves_no_entry(tmp_path):
         run_snakemake(folder, "msa", "--cores", "1")
         assert len(entries(cache)) == 3  # the refused sequence is not refused here
         tables = sorted((folder / "results" / "test" / "msa").glob("chunk_*.parquet"))
-        # three chunks: mono and refused (one size bucket), dimer (a larger one), homodimer
-        assert len(tables) == 3 and all((pd.read_parquet(t)["status"] == "ok").all() for t in tables)
+        # two chunks of one size bucket (every query is at most 64 tokens): mono and dimer,
+        # refused and homodimer
+        assert len(tables) == 2 and all((pd.read_parquet(t)["status"] == "ok").all() for t in tables)
 
 
 def test_command_line_msa_stage_reads_the_config_msa_section(tmp_path):

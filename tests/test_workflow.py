@@ -129,7 +129,7 @@ def test_added_queries_run_only_new_ones(finished_screen, tmp_path):
     dry = run_snakemake(folder, "-n", "--cores", "1").stdout
     for stage in ("ingest", "msa", "inference"):
         planned = re.findall(rf"output: results/test/{stage}/(chunk_\d+)\.parquet", dry)
-        assert planned == ["chunk_00003"]  # a new chunk of its size bucket, and no other
+        assert planned == ["chunk_00002"]  # the open chunk of its size bucket (one query), no other
     run_snakemake(folder, "--cores", "2")
 
     assert {p: p.stat().st_mtime_ns for p in done} == done  # old tasks untouched
