@@ -111,3 +111,28 @@ def test_job_resources_grow_with_sizes_and_attempts():
     assert small < large and resources.job_runtime_min(20, 20 * 100**2, True, attempt=2) == 2 * small
     assert resources.job_mem_mb(1000, gpu=False, chunked=False, attempt=1) > 50_000  # the model on the host
     assert resources.job_mem_mb(1000, gpu=True, chunked=False, attempt=2) == 2 * resources.HOST_BASE_MB
+
+
+def test_auto_chunks_double_with_the_screen_and_a_given_size_wins():
+    auto = {"chunk_size": "auto", "token_budget": "auto"}
+    assert plan.chunk_limits(auto, 5) == (20, 20_000)  # a screen of before: cut as before
+    assert plan.chunk_limits(auto, 20_000) == (20, 20_000)
+    assert plan.chunk_limits(auto, 20_001) == (40, 40_000)  # one step: both doubled
+    assert plan.chunk_limits(auto, 90_000) == (160, 160_000)
+    assert plan.chunk_limits(auto, 100_000) == (160, 160_000)
+    assert plan.chunk_limits(auto, 1_000_000) == (1280, 1_280_000)
+    assert plan.chunk_limits({**auto, "chunk_size": 50}, 100_000) == (50, 20_000)  # a number wins
+    assert plan.chunk_limits({**auto, "token_budget": 9000}, 100_000) == (160, 9000)
+    for n in (1, 19_999, 20_001, 39_999, 40_001, 10**6):
+        size, _ = plan.chunk_limits(auto, n)
+        assert -(-n // size) <= plan.AUTO_MAX_CHUNKS and (size == 20 or -(-n // (size // 2)) > 1000)
+
+
+def test_a_screen_of_100000_queries_fills_about_a_thousand_auto_chunks():
+    # token counts of the benchmark's sheet (50-300 residues), no sources read
+    tokens = [50 + (i * 7919) % 251 for i in range(100_000)]
+    screen = plan.ScreenItems([b""] * len(tokens), [f"{i:064x}" for i in range(len(tokens))], tokens)
+    size, budget = plan.chunk_limits({"chunk_size": "auto", "token_budget": "auto"}, len(tokens))
+    chunks = plan.plan_chunks(screen, size, budget, salt="")
+    assert 625 <= len(chunks) <= 1000 and max(len(c.items) for c in chunks) == 160
+    assert sorted(i for c in chunks for i in c.items) == list(range(len(tokens)))

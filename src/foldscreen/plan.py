@@ -38,6 +38,17 @@ from .queries.readers import Item, read_queries, unique_ids
 # The bucket of chunks that only ingest: unreadable rows and queries refused at planning.
 NO_INFERENCE = 0
 
+# inference.chunk_size "auto" (the default): 20 queries per job, doubled (2, 4, 8, ... times)
+# until the screen's items fill at most 1,000 chunks of that size; inference.token_budget "auto"
+# is 20,000 tokens, doubled alike (not when chunk_size is a number). A screen of up to 20,000
+# items is cut as with chunk_size 20, token_budget 20,000; 100,000 items in chunks of 160.
+# Snakemake spends about 5 ms of CPU per job building its DAG (benchmarks/RESULTS.md): bounding
+# the chunks bounds every invocation's start, and each job loads the model once for more tasks.
+AUTO = "auto"
+AUTO_CHUNK_SIZE = 20
+AUTO_TOKEN_BUDGET = 20_000
+AUTO_MAX_CHUNKS = 1000
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -200,11 +211,30 @@ def _reader_code() -> str:
     return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
 
 
+def chunk_limits(inference: dict[str, Any], n_items: int) -> tuple[int, int]:
+    """The chunk size and token budget of a screen of `n_items` items (inference.chunk_size and
+    inference.token_budget, where "auto": see AUTO_CHUNK_SIZE)."""
+    scale = auto_scale(n_items) if inference["chunk_size"] == AUTO else 1
+    size = AUTO_CHUNK_SIZE * scale if inference["chunk_size"] == AUTO else inference["chunk_size"]
+    budget = AUTO_TOKEN_BUDGET * scale if inference["token_budget"] == AUTO else inference["token_budget"]
+    return size, budget
+
+
+def auto_scale(n_items: int) -> int:
+    """The smallest power of two by which AUTO_CHUNK_SIZE grows for `n_items` to fill at most
+    AUTO_MAX_CHUNKS chunks (1 for a screen of up to 20,000 items)."""
+    scale = 1
+    while n_items > AUTO_MAX_CHUNKS * AUTO_CHUNK_SIZE * scale:
+        scale *= 2
+    return scale
+
+
 def plan_screen(config: dict[str, Any]) -> list[Chunk]:
     """Read the screen's sources and split them into chunks."""
     inference = config["inference"]
-    return plan_chunks(screen_items(config), inference["chunk_size"], inference["token_budget"],
-                       settings_salt(config), gpu_max_tokens(inference))
+    screen = screen_items(config)
+    size, budget = chunk_limits(inference, len(screen.tokens))
+    return plan_chunks(screen, size, budget, settings_salt(config), gpu_max_tokens(inference))
 
 
 def chunk_items(config: dict[str, Any], indices: list[int], digest: str) -> list[Item]:
