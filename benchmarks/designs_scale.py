@@ -9,8 +9,9 @@ Writes two FASTA files of random proteins (50-300 residues) in a temporary folde
 the first plan (expands the design), later plans (from the cache), and `snakemake -n` over the
 whole screen (the plan cached; wall and CPU seconds, a fresh process each repeat). Then it runs
 the msa stage's planning (`main_alignments`, `paired_alignments`) chunk by chunk over the planned
-queries, as the msa jobs would, with one shared cache and a source that answers at once and counts what it is asked: every unique chain
-must be aligned once and every bait-prey chain set paired once. (The source answers every
+queries, as the msa jobs would, with one shared cache and a source that answers at once and
+counts what it is asked: every unique chain must be aligned once and every bait-prey chain set
+paired once. (The source answers every
 pairing with "no alignment", which is never cached, so that 90,000 paired entries are not
 written to disk: a chain set asked for twice would be counted twice.) Prints one JSON line.
 """
