@@ -136,3 +136,13 @@ def test_a_screen_of_100000_queries_fills_about_a_thousand_auto_chunks():
     chunks = plan.plan_chunks(screen, size, budget, salt="")
     assert 625 <= len(chunks) <= 1000 and max(len(c.items) for c in chunks) == 160
     assert sorted(i for c in chunks for i in c.items) == list(range(len(tokens)))
+
+
+def test_job_resources_follow_the_arms_samples_and_diffusion_steps():
+    base = resources.job_runtime_min(20, 20 * 384**2, gpu=True, attempt=1)
+    assert resources.job_runtime_min(20, 20 * 384**2, True, 1, samples=5, steps=None) == base
+    assert resources.job_runtime_min(20, 20 * 384**2, True, 1, samples=25, steps=200) > 2 * base
+    assert resources.job_runtime_min(20, 20 * 384**2, True, 1, samples=5, steps=20) < base
+    one, many = (resources.job_mem_mb(1000, gpu=False, chunked=True, attempt=1, samples=n) for n in (1, 25))
+    assert many - one > 5000  # about 9 GiB more on the host for 24 more samples of 1,000 tokens
+    assert resources.job_mem_mb(1000, gpu=True, chunked=True, attempt=1, samples=25) == resources.HOST_BASE_MB

@@ -10,7 +10,9 @@ could not be read, and queries too large for the configured GPU, go in chunks of
 that only ingest them (as failures). Chunks are numbered by their first item. Appending queries
 to a screen therefore changes at most the last chunk of each bucket the new queries fall in and
 adds new chunks; the price is that chunks hold items from anywhere in the sources (a chunk of
-few queries in a rare bucket stays open until the bucket fills).
+few queries in a rare bucket stays open until the bucket fills). The one exception: an "auto"
+chunk size grows in steps with the screen (`chunk_limits`), and a screen that grows past a step
+is cut anew (every chunk's jobs run once more; predicted tasks are kept by the inference stage).
 
 Reading a large sample sheet costs about 0.1 ms a row in Python, and the items are needed by
 every Snakemake invocation and every ingest job. So they are read once per content of the

@@ -122,19 +122,28 @@ def inference_gpu():
 
 
 def chunk_mem_mb(wildcards, attempt):
-    """Host memory of an inference job from its largest query, more on each retry (foldscreen.resources)."""
+    """Host memory of an inference job from its largest query and the arm's samples, more on each
+    retry (foldscreen.resources)."""
     chunk = CHUNKS[wildcards.chunk]
     chunked = config["inference"]["model_chunk_size"] is not None
-    return job_mem_mb(chunk.bucket, inference_gpu() > 0, chunked, attempt)
+    samples = arm_of(wildcards).samples
+    return job_mem_mb(chunk.bucket, inference_gpu() > 0, chunked, attempt, samples)
 
 
 def chunk_runtime(wildcards, attempt):
-    """Minutes of an inference job from its tasks and their tokens squared, more on each retry."""
+    """Minutes of an inference job from its tasks, their tokens squared and the arm's seeds,
+    samples and diffusion steps, more on each retry."""
     chunk = CHUNKS[wildcards.chunk]
-    seeds = len(config["inference"]["seeds"])
+    arm = arm_of(wildcards)
+    seeds = len(arm.seeds)
     tasks = seeds * len(chunk.items) if chunk.bucket else 0
     return job_runtime_min(
-        tasks, seeds * chunk.tokens_squared, inference_gpu() > 0, attempt
+        tasks,
+        seeds * chunk.tokens_squared,
+        inference_gpu() > 0,
+        attempt,
+        arm.samples,
+        arm.diffusion_steps,
     )
 
 
