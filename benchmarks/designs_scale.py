@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import random
 import resource
 import statistics
@@ -88,7 +87,7 @@ def alignment_requests(config: dict, chunks: list) -> dict[str, int]:
     root = Path(config["msa"]["cache"])
     chains, sets = set(), set()
     for chunk in chunks:
-        items = [pickle.loads(screen.blobs[i]) for i in chunk.items]
+        items = screen.load(list(chunk.items))
         queries = [(q.query_id, q.chains) for q in items if isinstance(q, Query)]
         chains |= {c.sequence for _, cs in queries for c in cs}
         sets |= {tuple(sorted({c.sequence for c in cs})) for _, cs in queries}

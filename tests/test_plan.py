@@ -36,8 +36,8 @@ def test_chunks_follow_the_sources_and_appending_keeps_old_chunks(tmp_path):
 def test_sources_are_read_once_per_content(tmp_path, monkeypatch):
     write_sheet(tmp_path, 5)
     chunks = plan.plan_screen(config(tmp_path))
-    cached = list((tmp_path / "results" / "s" / "plan").glob("items-*.pickle"))
-    assert len(cached) == 1
+    cached = sorted((tmp_path / "results" / "s" / "plan").glob("items-*"))
+    assert [p.suffix for p in cached] == [".items", ".pickle"]  # the items, their index
 
     def no_reading(_):
         raise AssertionError("the sources were read again")
@@ -49,8 +49,15 @@ def test_sources_are_read_once_per_content(tmp_path, monkeypatch):
 
     write_sheet(tmp_path, 4)  # changed content: read again, and the old items are dropped
     plan.plan_screen(config(tmp_path))
-    now = list((tmp_path / "results" / "s" / "plan").glob("items-*.pickle"))
-    assert len(now) == 1 and now != cached
+    now = sorted((tmp_path / "results" / "s" / "plan").glob("items-*"))
+    assert len(now) == 2 and not set(now) & set(cached)
+
+    whole = now[0].read_bytes()
+    now[0].write_bytes(whole[:-1])  # an items file cut short is not used: the sources are read again
+    chunk = plan.plan_screen(config(tmp_path))[1]
+    assert now[0].read_bytes() == whole
+    items = plan.chunk_items(config(tmp_path), list(chunk.items), chunk.digest)
+    assert [item.query_id for item in items] == ["q2", "q3"]
 
 
 def test_a_chunk_job_refuses_sources_changed_since_planning(tmp_path):
@@ -131,7 +138,7 @@ def test_auto_chunks_double_with_the_screen_and_a_given_size_wins():
 def test_a_screen_of_100000_queries_fills_about_a_thousand_auto_chunks():
     # token counts of the benchmark's sheet (50-300 residues), no sources read
     tokens = [50 + (i * 7919) % 251 for i in range(100_000)]
-    screen = plan.ScreenItems([b""] * len(tokens), [f"{i:064x}" for i in range(len(tokens))], tokens)
+    screen = plan.ScreenItems([f"{i:064x}" for i in range(len(tokens))], tokens, [], Path())
     size, budget = plan.chunk_limits({"chunk_size": "auto", "token_budget": "auto"}, len(tokens))
     chunks = plan.plan_chunks(screen, size, budget, salt="")
     assert 625 <= len(chunks) <= 1000 and max(len(c.items) for c in chunks) == 160

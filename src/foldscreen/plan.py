@@ -16,14 +16,16 @@ is cut anew (every chunk's jobs run once more; predicted tasks are kept by the i
 
 Reading a large sample sheet costs about 0.1 ms a row in Python, and the items are needed by
 every Snakemake invocation and every ingest job. So they are read once per content of the
-sources and designs and kept under `<results>/<screen>/plan/`: each item pickled, with its
-digest and token count, keyed by the sources' paths and sha256, the designs and the readers'
-own code.
+sources and designs and kept under `<results>/<screen>/plan/`, keyed by the sources' paths and
+sha256, the designs and the readers' own code: the items' digests and token counts (all that
+planning reads) in one file, the items pickled one after another in another, of which an
+ingest job reads only its chunk's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import pickle
 from dataclasses import dataclass
@@ -66,17 +68,22 @@ class Chunk:
 
 @dataclass(frozen=True)
 class ScreenItems:
-    """Every item of the screen's sources: pickled, with its content digest and token count."""
+    """Every item of the screen's sources: its content digest and token count, and where its
+    pickle lies in the cache's file of items (read only for the items a job asks for)."""
 
-    blobs: list[bytes]
     digests: list[str]
     tokens: list[int]
+    offsets: list[int]  # item i is bytes offsets[i]:offsets[i + 1] of `blobs`
+    blobs: Path
 
-    @classmethod
-    def of(cls, items: list[Item]) -> ScreenItems:
-        return cls([pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL) for item in items],
-                   [item_digest(item) for item in items],
-                   [item.n_tokens if isinstance(item, Query) else 0 for item in items])
+    def load(self, indices: list[int]) -> list[Item]:
+        """The items at `indices`, unpickled from the file of items."""
+        items = []
+        with open(self.blobs, "rb") as handle:
+            for i in indices:
+                handle.seek(self.offsets[i])
+                items.append(pickle.loads(handle.read(self.offsets[i + 1] - self.offsets[i])))
+        return items
 
 
 def item_digest(item: Item) -> str:
@@ -194,15 +201,30 @@ def screen_items(config: dict[str, Any]) -> ScreenItems:
     files = input_files(config)
     key = hashlib.sha256(json.dumps([[str(p), file_sha256(p)] for p in files]
                                     + [config.get("designs") or [], _reader_code()]).encode()).hexdigest()
-    cached = Path(config["results"]) / config["screen"] / "plan" / f"items-{key[:32]}.pickle"
-    if cached.is_file():
-        with open(cached, "rb") as handle:
-            return pickle.load(handle)  # written below by this function, never by a user
-    screen = ScreenItems.of(read_screen(config))
-    atomic_write_bytes(cached, pickle.dumps(screen, protocol=pickle.HIGHEST_PROTOCOL))
-    for stale in cached.parent.glob("items-*.pickle"):
-        if stale != cached:
+    index = Path(config["results"]) / config["screen"] / "plan" / f"items-{key[:32]}.pickle"
+    blobs = index.with_suffix(".items")
+    if index.is_file() and blobs.is_file():
+        with open(index, "rb") as handle:
+            digests, tokens, offsets = pickle.load(handle)  # written below, never by a user
+        if blobs.stat().st_size == offsets[-1]:
+            return ScreenItems(digests, tokens, offsets, blobs)
+    screen = write_items(read_screen(config), index, blobs)
+    for stale in index.parent.glob("items-*"):
+        if stale not in (index, blobs):
             stale.unlink(missing_ok=True)  # the items of sources since changed
+    return screen
+
+
+def write_items(items: list[Item], index: Path, blobs: Path) -> ScreenItems:
+    """Cache the items: their pickles one after another in `blobs`, then (written last, so that
+    its presence means both are whole) their digests, tokens and offsets in `index`."""
+    pickled = [pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL) for item in items]
+    offsets = list(itertools.accumulate(map(len, pickled), initial=0))
+    atomic_write_bytes(blobs, b"".join(pickled))
+    screen = ScreenItems([item_digest(item) for item in items],
+                         [item.n_tokens if isinstance(item, Query) else 0 for item in items], offsets, blobs)
+    atomic_write_bytes(index, pickle.dumps((screen.digests, screen.tokens, offsets),
+                                           protocol=pickle.HIGHEST_PROTOCOL))
     return screen
 
 
@@ -248,7 +270,7 @@ def chunk_items(config: dict[str, Any], indices: list[int], digest: str) -> list
     max_tokens = gpu_max_tokens(config["inference"])
     if chunk_digest([item_key(screen, i, max_tokens) for i in indices], settings_salt(config)) != digest:
         raise RuntimeError("the query files changed after the workflow was planned; run snakemake again")
-    items = [pickle.loads(screen.blobs[i]) for i in indices]
+    items = screen.load(indices)
     return [too_large(item, config["inference"], max_tokens) if isinstance(item, Query)
             and refused(item.n_tokens, max_tokens) else item for item in items]
 
