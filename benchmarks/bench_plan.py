@@ -2,6 +2,8 @@
 
     python benchmarks/bench_plan.py --queries 100000 --repeats 3 [--chunk-size 100]
 
+Without --chunk-size the config has none, so inference.chunk_size and token_budget are "auto".
+
 Writes a sample sheet of N protein queries (drawn from 30,000 distinct chains of 50-300
 residues) in a temporary folder, then times: the first plan (reads the sheet), later plans
 (from the cache), one chunk job's read of its items, and `snakemake -n` through the Slurm
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from foldscreen.plan import chunk_items, plan_screen
+from foldscreen.plan import AUTO, chunk_items, chunk_limits, plan_screen
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,6 +41,10 @@ def write_sheet(path: Path, n: int) -> None:
     path.write_text("id,sequence\n" + "".join(f"q{i},{rng.choice(chains)}\n" for i in range(n)))
 
 
+def chunk_size(value: str) -> int | str:
+    return value if value == AUTO else int(value)
+
+
 def seconds(run) -> float:
     started = time.perf_counter()
     run()
@@ -49,13 +55,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--chunk-size", type=int, default=20, help="inference.chunk_size")
+    parser.add_argument("--chunk-size", type=chunk_size, default=AUTO,
+                        help="inference.chunk_size (default: auto)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp())
     write_sheet(folder / "q.csv", args.queries)
     config = {"screen": "bench", "results": str(folder / "results"), "queries": [str(folder / "q.csv")],
               "ingest": {"max_tokens": 5120, "max_chain_length": 4000},
-              "inference": {"chunk_size": args.chunk_size, "token_budget": 20000}}
+              "inference": {"chunk_size": args.chunk_size, "token_budget": AUTO}}
     first = seconds(lambda: plan_screen(config))
     chunks = plan_screen(config)
     later = [seconds(lambda: plan_screen(config)) for _ in range(args.repeats)]
@@ -72,7 +79,9 @@ def main() -> None:
         dry.append(seconds(lambda: subprocess.run(dry_run, check=True, capture_output=True)))
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         dry_cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    print(json.dumps({"queries": args.queries, "chunk_size": args.chunk_size, "chunks": len(chunks),
+    size, budget = chunk_limits(config["inference"], args.queries)
+    print(json.dumps({"queries": args.queries, "chunk_size": args.chunk_size, "chunk_size_used": size,
+                      "token_budget_used": budget, "chunks": len(chunks), "jobs": 4 * len(chunks) + 2,
                       "first_plan_s": round(first, 2),
                       "cached_plan_median_s": round(statistics.median(later), 3),
                       "chunk_items_median_s": round(statistics.median(job), 3),

@@ -3,12 +3,15 @@ the alignment stage would request.
 
     python benchmarks/designs_scale.py --baits 300 --preys 300 --repeats 3 [--chunk-size 20]
 
+Without --chunk-size the config has none, so inference.chunk_size and token_budget are "auto".
+
 Writes two FASTA files of random proteins (50-300 residues) in a temporary folder, then times:
 the first plan (expands the design), later plans (from the cache), and `snakemake -n` over the
-whole screen (the plan cached). Then it runs the msa stage's planning (`main_alignments`,
-`paired_alignments`) chunk by chunk over the planned queries, as the msa jobs would, with one
-shared cache and a source that answers at once and counts what it is asked: every unique chain
-must be aligned once and every bait-prey chain set paired once. (The source answers every
+whole screen (the plan cached; wall and CPU seconds, a fresh process each repeat). Then it runs
+the msa stage's planning (`main_alignments`, `paired_alignments`) chunk by chunk over the planned
+queries, as the msa jobs would, with one shared cache and a source that answers at once and
+counts what it is asked: every unique chain must be aligned once and every bait-prey chain set
+paired once. (The source answers every
 pairing with "no alignment", which is never cached, so that 90,000 paired entries are not
 written to disk: a chain set asked for twice would be counted twice.) Prints one JSON line.
 """
@@ -18,8 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,7 +36,7 @@ import yaml
 from foldscreen.contracts import Query
 from foldscreen.msa.build import main_alignments, paired_alignments
 from foldscreen.msa.results import NoAlignment
-from foldscreen.plan import plan_screen, screen_items
+from foldscreen.plan import AUTO, chunk_limits, plan_screen, screen_items
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +70,10 @@ class CountingSource:
         return {c: NoAlignment("counted only") for c in chain_sets}
 
 
+def chunk_size(value: str) -> int | str:
+    return value if value == AUTO else int(value)
+
+
 def seconds(run: Callable[[], object]) -> float:
     started = time.perf_counter()
     run()
@@ -80,7 +87,7 @@ def alignment_requests(config: dict, chunks: list) -> dict[str, int]:
     root = Path(config["msa"]["cache"])
     chains, sets = set(), set()
     for chunk in chunks:
-        items = [pickle.loads(screen.blobs[i]) for i in chunk.items]
+        items = screen.load(list(chunk.items))
         queries = [(q.query_id, q.chains) for q in items if isinstance(q, Query)]
         chains |= {c.sequence for _, cs in queries for c in cs}
         sets |= {tuple(sorted({c.sequence for c in cs})) for _, cs in queries}
@@ -96,7 +103,8 @@ def main() -> None:
     parser.add_argument("--baits", type=int, default=300)
     parser.add_argument("--preys", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--chunk-size", type=int, default=20, help="inference.chunk_size (its default: 20)")
+    parser.add_argument("--chunk-size", type=chunk_size, default=AUTO,
+                        help="inference.chunk_size (default: auto)")
     parser.add_argument("--no-msa", action="store_true", help="skip counting the alignment requests")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="designs_scale_") as folder:
@@ -112,7 +120,7 @@ def measure(folder: Path, args: argparse.Namespace) -> dict:
                            "preys": str(folder / "preys.fasta")}],
               "msa": {"mode": "single_sequence", "cache": str(folder / "msa_cache")},
               "ingest": {"max_tokens": 5120, "max_chain_length": 4000},
-              "inference": {"chunk_size": args.chunk_size, "token_budget": 20000}}
+              "inference": {"chunk_size": args.chunk_size, "token_budget": AUTO}}
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     firsts = []
     for _ in range(args.repeats):  # the first plan, each time without its cache
@@ -125,12 +133,22 @@ def measure(folder: Path, args: argparse.Namespace) -> dict:
                "--configfile", str(folder / "config.yaml"), "--snakefile", str(REPO / "Snakefile"),
                "--directory", str(folder)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    dry = seconds(lambda: subprocess.run(command, check=True, capture_output=True, env=env))
+    dry, dry_cpu = [], []
+    for _ in range(args.repeats):  # a fresh Snakemake each time: wall and CPU seconds
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        dry.append(seconds(lambda: subprocess.run(command, check=True, capture_output=True, env=env)))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        dry_cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    size, budget = chunk_limits(config["inference"], len(screen_items(config).tokens))
     result = {"queries": sum(len(c.items) for c in chunks), "chunk_size": args.chunk_size,
-              "chunks": len(chunks),
+              "chunk_size_used": size, "token_budget_used": budget,
+              "chunks": len(chunks), "jobs": 4 * len(chunks) + 2,
               "first_plan_median_s": round(statistics.median(firsts), 2),
               "first_plan_s": [round(s, 2) for s in firsts],
-              "cached_plan_median_s": round(statistics.median(later), 3), "dry_run_s": round(dry, 1)}
+              "cached_plan_median_s": round(statistics.median(later), 3),
+              "dry_run_s": [round(d, 1) for d in dry], "dry_run_median_s": round(statistics.median(dry), 1),
+              "dry_run_cpu_median_s": round(statistics.median(dry_cpu), 1),
+              "load_average": round(os.getloadavg()[0], 1)}
     if not args.no_msa:
         result.update(alignment_requests(config, chunks))
     return result

@@ -32,6 +32,8 @@ def test_default_config_is_valid_and_defaults_fill_in():
 @pytest.mark.parametrize("change, words", [
     (lambda c: c["inference"].update(sampels=3), "sampels"),
     (lambda c: c["inference"].update(samples="many"), "samples"),
+    (lambda c: c["inference"].update(chunk_size="big"), "chunk_size"),
+    (lambda c: c["inference"].update(token_budget=0), "token_budget"),
     (lambda c: c["msa"].update(mode="colabfold_typo"), "mode"),
     (lambda c: c.update(screen="../escape"), "screen"),
     (lambda c: c.update(designs=[{"name": "d", "kind": "pulldwn"}]), "pulldwn"),

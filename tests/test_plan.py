@@ -36,8 +36,8 @@ def test_chunks_follow_the_sources_and_appending_keeps_old_chunks(tmp_path):
 def test_sources_are_read_once_per_content(tmp_path, monkeypatch):
     write_sheet(tmp_path, 5)
     chunks = plan.plan_screen(config(tmp_path))
-    cached = list((tmp_path / "results" / "s" / "plan").glob("items-*.pickle"))
-    assert len(cached) == 1
+    cached = sorted((tmp_path / "results" / "s" / "plan").glob("items-*"))
+    assert [p.suffix for p in cached] == [".items", ".pickle"]  # the items, their index
 
     def no_reading(_):
         raise AssertionError("the sources were read again")
@@ -49,8 +49,15 @@ def test_sources_are_read_once_per_content(tmp_path, monkeypatch):
 
     write_sheet(tmp_path, 4)  # changed content: read again, and the old items are dropped
     plan.plan_screen(config(tmp_path))
-    now = list((tmp_path / "results" / "s" / "plan").glob("items-*.pickle"))
-    assert len(now) == 1 and now != cached
+    now = sorted((tmp_path / "results" / "s" / "plan").glob("items-*"))
+    assert len(now) == 2 and not set(now) & set(cached)
+
+    whole = now[0].read_bytes()
+    now[0].write_bytes(whole[:-1])  # an items file cut short is not used: the sources are read again
+    chunk = plan.plan_screen(config(tmp_path))[1]
+    assert now[0].read_bytes() == whole
+    items = plan.chunk_items(config(tmp_path), list(chunk.items), chunk.digest)
+    assert [item.query_id for item in items] == ["q2", "q3"]
 
 
 def test_a_chunk_job_refuses_sources_changed_since_planning(tmp_path):
@@ -111,3 +118,38 @@ def test_job_resources_grow_with_sizes_and_attempts():
     assert small < large and resources.job_runtime_min(20, 20 * 100**2, True, attempt=2) == 2 * small
     assert resources.job_mem_mb(1000, gpu=False, chunked=False, attempt=1) > 50_000  # the model on the host
     assert resources.job_mem_mb(1000, gpu=True, chunked=False, attempt=2) == 2 * resources.HOST_BASE_MB
+
+
+def test_auto_chunks_double_with_the_screen_and_a_given_size_wins():
+    auto = {"chunk_size": "auto", "token_budget": "auto"}
+    assert plan.chunk_limits(auto, 5) == (20, 20_000)  # a screen of before: cut as before
+    assert plan.chunk_limits(auto, 20_000) == (20, 20_000)
+    assert plan.chunk_limits(auto, 20_001) == (40, 40_000)  # one step: both doubled
+    assert plan.chunk_limits(auto, 90_000) == (160, 160_000)
+    assert plan.chunk_limits(auto, 100_000) == (160, 160_000)
+    assert plan.chunk_limits(auto, 1_000_000) == (1280, 1_280_000)
+    assert plan.chunk_limits({**auto, "chunk_size": 50}, 100_000) == (50, 20_000)  # a number wins
+    assert plan.chunk_limits({**auto, "token_budget": 9000}, 100_000) == (160, 9000)
+    for n in (1, 19_999, 20_001, 39_999, 40_001, 10**6):
+        size, _ = plan.chunk_limits(auto, n)
+        assert -(-n // size) <= plan.AUTO_MAX_CHUNKS and (size == 20 or -(-n // (size // 2)) > 1000)
+
+
+def test_a_screen_of_100000_queries_fills_about_a_thousand_auto_chunks():
+    # token counts of the benchmark's sheet (50-300 residues), no sources read
+    tokens = [50 + (i * 7919) % 251 for i in range(100_000)]
+    screen = plan.ScreenItems([f"{i:064x}" for i in range(len(tokens))], tokens, [], Path())
+    size, budget = plan.chunk_limits({"chunk_size": "auto", "token_budget": "auto"}, len(tokens))
+    chunks = plan.plan_chunks(screen, size, budget, salt="")
+    assert 625 <= len(chunks) <= 1000 and max(len(c.items) for c in chunks) == 160
+    assert sorted(i for c in chunks for i in c.items) == list(range(len(tokens)))
+
+
+def test_job_resources_follow_the_arms_samples_and_diffusion_steps():
+    base = resources.job_runtime_min(20, 20 * 384**2, gpu=True, attempt=1)
+    assert resources.job_runtime_min(20, 20 * 384**2, True, 1, samples=5, steps=None) == base
+    assert resources.job_runtime_min(20, 20 * 384**2, True, 1, samples=25, steps=200) > 2 * base
+    assert resources.job_runtime_min(20, 20 * 384**2, True, 1, samples=5, steps=20) < base
+    one, many = (resources.job_mem_mb(1000, gpu=False, chunked=True, attempt=1, samples=n) for n in (1, 25))
+    assert many - one > 5000  # about 9 GiB more on the host for 24 more samples of 1,000 tokens
+    assert resources.job_mem_mb(1000, gpu=True, chunked=True, attempt=1, samples=25) == resources.HOST_BASE_MB

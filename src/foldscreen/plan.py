@@ -10,18 +10,22 @@ could not be read, and queries too large for the configured GPU, go in chunks of
 that only ingest them (as failures). Chunks are numbered by their first item. Appending queries
 to a screen therefore changes at most the last chunk of each bucket the new queries fall in and
 adds new chunks; the price is that chunks hold items from anywhere in the sources (a chunk of
-few queries in a rare bucket stays open until the bucket fills).
+few queries in a rare bucket stays open until the bucket fills). The one exception: an "auto"
+chunk size grows in steps with the screen (`chunk_limits`), and a screen that grows past a step
+is cut anew (every chunk's jobs run once more; predicted tasks are kept by the inference stage).
 
 Reading a large sample sheet costs about 0.1 ms a row in Python, and the items are needed by
 every Snakemake invocation and every ingest job. So they are read once per content of the
-sources and designs and kept under `<results>/<screen>/plan/`: each item pickled, with its
-digest and token count, keyed by the sources' paths and sha256, the designs and the readers'
-own code.
+sources and designs and kept under `<results>/<screen>/plan/`, keyed by the sources' paths and
+sha256, the designs and the readers' own code: the items' digests and token counts (all that
+planning reads) in one file, the items pickled one after another in another, of which an
+ingest job reads only its chunk's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import pickle
 from dataclasses import dataclass
@@ -38,6 +42,17 @@ from .queries.readers import Item, read_queries, unique_ids
 # The bucket of chunks that only ingest: unreadable rows and queries refused at planning.
 NO_INFERENCE = 0
 
+# inference.chunk_size "auto" (the default): 20 queries per job, doubled (2, 4, 8, ... times)
+# until the screen's items fill at most 1,000 chunks of that size; inference.token_budget "auto"
+# is 20,000 tokens, doubled alike (not when chunk_size is a number). A screen of up to 20,000
+# items is cut as with chunk_size 20, token_budget 20,000; 100,000 items in chunks of 160.
+# Snakemake spends about 5 ms of CPU per job building its DAG (benchmarks/RESULTS.md): bounding
+# the chunks bounds every invocation's start, and each job loads the model once for more tasks.
+AUTO = "auto"
+AUTO_CHUNK_SIZE = 20
+AUTO_TOKEN_BUDGET = 20_000
+AUTO_MAX_CHUNKS = 1000
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -53,17 +68,22 @@ class Chunk:
 
 @dataclass(frozen=True)
 class ScreenItems:
-    """Every item of the screen's sources: pickled, with its content digest and token count."""
+    """Every item of the screen's sources: its content digest and token count, and where its
+    pickle lies in the cache's file of items (read only for the items a job asks for)."""
 
-    blobs: list[bytes]
     digests: list[str]
     tokens: list[int]
+    offsets: list[int]  # item i is bytes offsets[i]:offsets[i + 1] of `blobs`
+    blobs: Path
 
-    @classmethod
-    def of(cls, items: list[Item]) -> ScreenItems:
-        return cls([pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL) for item in items],
-                   [item_digest(item) for item in items],
-                   [item.n_tokens if isinstance(item, Query) else 0 for item in items])
+    def load(self, indices: list[int]) -> list[Item]:
+        """The items at `indices`, unpickled from the file of items."""
+        items = []
+        with open(self.blobs, "rb") as handle:
+            for i in indices:
+                handle.seek(self.offsets[i])
+                items.append(pickle.loads(handle.read(self.offsets[i + 1] - self.offsets[i])))
+        return items
 
 
 def item_digest(item: Item) -> str:
@@ -181,15 +201,30 @@ def screen_items(config: dict[str, Any]) -> ScreenItems:
     files = input_files(config)
     key = hashlib.sha256(json.dumps([[str(p), file_sha256(p)] for p in files]
                                     + [config.get("designs") or [], _reader_code()]).encode()).hexdigest()
-    cached = Path(config["results"]) / config["screen"] / "plan" / f"items-{key[:32]}.pickle"
-    if cached.is_file():
-        with open(cached, "rb") as handle:
-            return pickle.load(handle)  # written below by this function, never by a user
-    screen = ScreenItems.of(read_screen(config))
-    atomic_write_bytes(cached, pickle.dumps(screen, protocol=pickle.HIGHEST_PROTOCOL))
-    for stale in cached.parent.glob("items-*.pickle"):
-        if stale != cached:
+    index = Path(config["results"]) / config["screen"] / "plan" / f"items-{key[:32]}.pickle"
+    blobs = index.with_suffix(".items")
+    if index.is_file() and blobs.is_file():
+        with open(index, "rb") as handle:
+            digests, tokens, offsets = pickle.load(handle)  # written below, never by a user
+        if blobs.stat().st_size == offsets[-1]:
+            return ScreenItems(digests, tokens, offsets, blobs)
+    screen = write_items(read_screen(config), index, blobs)
+    for stale in index.parent.glob("items-*"):
+        if stale not in (index, blobs):
             stale.unlink(missing_ok=True)  # the items of sources since changed
+    return screen
+
+
+def write_items(items: list[Item], index: Path, blobs: Path) -> ScreenItems:
+    """Cache the items: their pickles one after another in `blobs`, then (written last, so that
+    its presence means both are whole) their digests, tokens and offsets in `index`."""
+    pickled = [pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL) for item in items]
+    offsets = list(itertools.accumulate(map(len, pickled), initial=0))
+    atomic_write_bytes(blobs, b"".join(pickled))
+    screen = ScreenItems([item_digest(item) for item in items],
+                         [item.n_tokens if isinstance(item, Query) else 0 for item in items], offsets, blobs)
+    atomic_write_bytes(index, pickle.dumps((screen.digests, screen.tokens, offsets),
+                                           protocol=pickle.HIGHEST_PROTOCOL))
     return screen
 
 
@@ -200,11 +235,30 @@ def _reader_code() -> str:
     return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
 
 
+def chunk_limits(inference: dict[str, Any], n_items: int) -> tuple[int, int]:
+    """The chunk size and token budget of a screen of `n_items` items (inference.chunk_size and
+    inference.token_budget, where "auto": see AUTO_CHUNK_SIZE)."""
+    scale = auto_scale(n_items) if inference["chunk_size"] == AUTO else 1
+    size = AUTO_CHUNK_SIZE * scale if inference["chunk_size"] == AUTO else inference["chunk_size"]
+    budget = AUTO_TOKEN_BUDGET * scale if inference["token_budget"] == AUTO else inference["token_budget"]
+    return size, budget
+
+
+def auto_scale(n_items: int) -> int:
+    """The smallest power of two by which AUTO_CHUNK_SIZE grows for `n_items` to fill at most
+    AUTO_MAX_CHUNKS chunks (1 for a screen of up to 20,000 items)."""
+    scale = 1
+    while n_items > AUTO_MAX_CHUNKS * AUTO_CHUNK_SIZE * scale:
+        scale *= 2
+    return scale
+
+
 def plan_screen(config: dict[str, Any]) -> list[Chunk]:
     """Read the screen's sources and split them into chunks."""
     inference = config["inference"]
-    return plan_chunks(screen_items(config), inference["chunk_size"], inference["token_budget"],
-                       settings_salt(config), gpu_max_tokens(inference))
+    screen = screen_items(config)
+    size, budget = chunk_limits(inference, len(screen.tokens))
+    return plan_chunks(screen, size, budget, settings_salt(config), gpu_max_tokens(inference))
 
 
 def chunk_items(config: dict[str, Any], indices: list[int], digest: str) -> list[Item]:
@@ -216,7 +270,7 @@ def chunk_items(config: dict[str, Any], indices: list[int], digest: str) -> list
     max_tokens = gpu_max_tokens(config["inference"])
     if chunk_digest([item_key(screen, i, max_tokens) for i in indices], settings_salt(config)) != digest:
         raise RuntimeError("the query files changed after the workflow was planned; run snakemake again")
-    items = [pickle.loads(screen.blobs[i]) for i in indices]
+    items = screen.load(indices)
     return [too_large(item, config["inference"], max_tokens) if isinstance(item, Query)
             and refused(item.n_tokens, max_tokens) else item for item in items]
 

@@ -23,6 +23,15 @@ GIB_PER_TOKEN2_CHUNKED = 7e-6
 TASK_S = 10.0
 TASK_S_PER_TOKEN2 = 5e-5
 CPU_SLOWDOWN = 60
+# The figures are at 1 sample for memory and at 5 samples, 200 diffusion steps for time. Samples
+# add memory (MLX at 384 tokens: 8.22 GiB for 1 sample, 8.46 GiB for 5: 4e-7 GiB per token squared
+# and sample). Diffusion is about two thirds of a task's time (6.3 of 9.6 s at 384 tokens) and
+# grows with the steps and, where it is bound by arithmetic rather than kernel launches, the
+# samples: scaled by both, never below the figures' 5 samples (on a GPU 1 sample costs as much).
+GIB_PER_TOKEN2_SAMPLE = 4e-7
+REFERENCE_SAMPLES = 5
+REFERENCE_STEPS = 200
+DIFFUSION_SHARE = 2 / 3
 # Each job: a process start and the checkpoint load (about 45 s), the first compiled call of its
 # bucket (up to 201 s on a fresh GPU machine, while MLX builds its kernels), featurisation.
 JOB_START_S = 300
@@ -41,14 +50,23 @@ def max_tokens_within(gpu_memory_gb: float, chunked: bool) -> int:
     return max(0, math.floor(math.sqrt(max(0.0, gpu_memory_gb - BASE_GIB) / per_token2)))
 
 
-def job_mem_mb(n_token: int, gpu: bool, chunked: bool, attempt: int) -> int:
+def job_mem_mb(n_token: int, gpu: bool, chunked: bool, attempt: int, samples: int = 1) -> int:
     """Host memory of a job whose largest task has `n_token` tokens; on a CPU the model's too."""
-    model_mb = 0 if gpu else task_gib(n_token, chunked) * 1024
-    return math.ceil(HOST_BASE_MB + model_mb) * attempt
+    model_gib = task_gib(n_token, chunked) + (max(samples, 1) - 1) * GIB_PER_TOKEN2_SAMPLE * n_token**2
+    return math.ceil(HOST_BASE_MB + (0 if gpu else model_gib * 1024)) * attempt
 
 
-def job_runtime_min(n_tasks: int, tokens_squared: int, gpu: bool, attempt: int) -> int:
-    """Minutes of a job of `n_tasks` tasks whose tokens squared sum to `tokens_squared`."""
+def job_runtime_min(n_tasks: int, tokens_squared: int, gpu: bool, attempt: int,
+                    samples: int = REFERENCE_SAMPLES, steps: int | None = REFERENCE_STEPS) -> int:
+    """Minutes of a job of `n_tasks` tasks whose tokens squared sum to `tokens_squared`, each task
+    making `samples` samples in `steps` diffusion steps (None: the weights' default, taken as 200)."""
     seconds = n_tasks * TASK_S + tokens_squared * TASK_S_PER_TOKEN2
-    seconds *= 1 if gpu else CPU_SLOWDOWN
+    seconds *= diffusion_scale(samples, steps) * (1 if gpu else CPU_SLOWDOWN)
     return math.ceil((JOB_START_S + seconds) / 60) * attempt
+
+
+def diffusion_scale(samples: int, steps: int | None) -> float:
+    """A task's time against the figures' (5 samples, 200 steps): the diffusion share scaled."""
+    steps = REFERENCE_STEPS if steps is None else steps
+    diffusion = (steps / REFERENCE_STEPS) * max(samples, REFERENCE_SAMPLES) / REFERENCE_SAMPLES
+    return 1 - DIFFUSION_SHARE + DIFFUSION_SHARE * diffusion

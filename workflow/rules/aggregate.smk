@@ -13,7 +13,7 @@ rule tables_chunk:
     conda:
         "../../envs/foldscreen.yaml"
     params:
-        arm=arm_columns,
+        arm=per_job(arm_columns, ARMS_SWEPT),
     script:
         "../scripts/tables_chunk.py"
 

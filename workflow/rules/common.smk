@@ -38,16 +38,16 @@ wildcard_constraints:
 # Without `sweep:` the screen is one arm (DEFAULT_ARM) in the folders of before: no wildcard.
 # A sweep's arms each get <OUT>/arms/<arm>/ (inference, predictions, tables, logs, ranked), and
 # when the MSA mode is swept each mode gets <OUT>/msa/<mode>/, shared by the arms of that mode.
+ARMS_SWEPT = "sweep" in config
+MODE_SWEPT = "msa_mode" in config.get("sweep", {})
+
+
 def arm_dir(arm):
-    return f"{OUT}/arms/{arm}" if "sweep" in config else OUT
+    return f"{OUT}/arms/{arm}" if ARMS_SWEPT else OUT
 
 
 def msa_dir(mode, folder="msa"):
-    return (
-        f"{OUT}/{folder}/{mode}"
-        if "msa_mode" in config.get("sweep", {})
-        else f"{OUT}/{folder}"
-    )
+    return f"{OUT}/{folder}/{mode}" if MODE_SWEPT else f"{OUT}/{folder}"
 
 
 ARM_DIR = arm_dir("{arm}")
@@ -83,14 +83,21 @@ def check_weights_once():
             raise WorkflowError(str(error)) from None
 
 
+# Snakemake calls a function given as a param or input once per job (and inspects its signature
+# each time): at 20,000 jobs that is seconds. What differs between jobs only by a swept setting
+# is therefore a plain value (or a wildcard pattern) in a screen without that sweep.
+def per_job(function, swept):
+    """`function`, to be called per job, where `swept`; else its one value, computed once."""
+    return function if swept else function({})
+
+
 def msa_settings(wildcards):
     """The msa job's settings: the config's, in the mode of the job."""
     return {**config["msa"], "mode": msa_mode_of(wildcards)}
 
 
-def msa_failures_record(wildcards):
-    """The record of the chunk's failed alignments, written by its msa job after its table."""
-    return f"{msa_dir(msa_mode_of(wildcards))}/{wildcards.chunk}.failed.json"
+# The record of a chunk's failed alignments, written by its msa job after its table.
+MSA_FAILURES_RECORD = f"{MSA_DIR}/{{chunk}}.failed.json"
 
 
 def msa_failed_runs(wildcards):
@@ -99,8 +106,11 @@ def msa_failed_runs(wildcards):
     A param of the job: it grows after a run with failures, so that the next run redoes the job;
     after a run without failures it stays, so that the run after that has nothing to do.
     """
+    path = MSA_FAILURES_RECORD.format(
+        chunk=wildcards.chunk, msa_mode=msa_mode_of(wildcards)
+    )
     try:
-        with open(msa_failures_record(wildcards)) as record:
+        with open(path) as record:
             return json.load(record)["failed_runs"]
     except (OSError, ValueError, KeyError):
         return 0
@@ -112,19 +122,28 @@ def inference_gpu():
 
 
 def chunk_mem_mb(wildcards, attempt):
-    """Host memory of an inference job from its largest query, more on each retry (foldscreen.resources)."""
+    """Host memory of an inference job from its largest query and the arm's samples, more on each
+    retry (foldscreen.resources)."""
     chunk = CHUNKS[wildcards.chunk]
     chunked = config["inference"]["model_chunk_size"] is not None
-    return job_mem_mb(chunk.bucket, inference_gpu() > 0, chunked, attempt)
+    samples = arm_of(wildcards).samples
+    return job_mem_mb(chunk.bucket, inference_gpu() > 0, chunked, attempt, samples)
 
 
 def chunk_runtime(wildcards, attempt):
-    """Minutes of an inference job from its tasks and their tokens squared, more on each retry."""
+    """Minutes of an inference job from its tasks, their tokens squared and the arm's seeds,
+    samples and diffusion steps, more on each retry."""
     chunk = CHUNKS[wildcards.chunk]
-    seeds = len(config["inference"]["seeds"])
+    arm = arm_of(wildcards)
+    seeds = len(arm.seeds)
     tasks = seeds * len(chunk.items) if chunk.bucket else 0
     return job_runtime_min(
-        tasks, seeds * chunk.tokens_squared, inference_gpu() > 0, attempt
+        tasks,
+        seeds * chunk.tokens_squared,
+        inference_gpu() > 0,
+        attempt,
+        arm.samples,
+        arm.diffusion_steps,
     )
 
 
@@ -142,6 +161,10 @@ def arm_tables(stage, suffix=""):
 def arm_msa_table(wildcards):
     """The chunk's msa table in the mode of the arm: arms of one mode share it."""
     return f"{msa_dir(arm_of(wildcards).msa_mode)}/{wildcards.chunk}.parquet"
+
+
+# the inference job's msa table: a pattern unless the arms (of a swept mode) choose it
+ARM_MSA_TABLE = arm_msa_table if MODE_SWEPT else f"{MSA_DIR}/{{chunk}}.parquet"
 
 
 def arm_msa_tables():

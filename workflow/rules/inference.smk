@@ -2,7 +2,7 @@ rule inference_chunk:
     """Load the model once, then predict every (query, seed) task of the chunk not yet done."""
     input:
         queries=f"{OUT}/ingest/{{chunk}}.parquet",
-        msa=arm_msa_table,
+        msa=ARM_MSA_TABLE,
     output:
         samples=f"{ARM_DIR}/inference/{{chunk}}.parquet",
         failures=f"{ARM_DIR}/inference/{{chunk}}.failures.parquet",
@@ -16,7 +16,7 @@ rule inference_chunk:
         runtime=chunk_runtime,
         gpu=inference_gpu(),
     params:
-        settings=arm_inference_settings,
+        settings=per_job(arm_inference_settings, ARMS_SWEPT),
         predictions=f"{ARM_DIR}/predictions",
     script:
         "../scripts/inference.py"

@@ -10,11 +10,11 @@ rule msa_chunk:
         "../../envs/foldscreen.yaml"
     threads: config["msa"]["local"]["threads"] if "local" in MSA_MODES else 1
     params:
-        settings=msa_settings,
+        settings=per_job(msa_settings, MODE_SWEPT),
         # grows after each run with failed alignments: the next run redoes the job (a params
         # change), asking for exactly the failed ones again (nothing failed is cached)
         failed_runs=msa_failed_runs,
         # not an output: Snakemake would delete it before the job reads the count
-        failed=msa_failures_record,
+        failed=MSA_FAILURES_RECORD,
     script:
         "../scripts/msa.py"
