@@ -177,10 +177,11 @@ def cif_coordinates(text: str) -> np.ndarray:
 
 def test_featurising_ahead_and_batching_give_the_same_predictions(screen, tmp_path):
     """Featurised in a worker: the same files. Both seeds in one forward pass (batch_tokens):
-    the same structures and scores to float32 rounding, and each seed its own."""
+    the same structures and scores to float32 rounding, and each seed its own (128 tokens: two
+    tasks of the smallest bucket, 64)."""
     tables = screen / "ingest" / "all.parquet", screen / "msa" / "all.parquet"
     structures, scores = {}, {}
-    for run, (workers, batch_tokens) in {"alone": (0, 0), "worker": (1, 0), "batched": (0, 64)}.items():
+    for run, (workers, batch_tokens) in {"alone": (0, 0), "worker": (1, 0), "batched": (0, 128)}.items():
         settings = InferenceSettings(seeds=(1, 2), samples=1, diffusion_steps=3, recycles=0,
                                      threads=1, featurise_workers=workers, batch_tokens=batch_tokens)
         predictions = tmp_path / run
