@@ -6,7 +6,10 @@
 #           of the screen's queries, once each (the per-query reference of the screen row)
 #   mlx     (carry .wmlx/part_ab .devdata)  rejoin and install MLX; speed rows, batched rows
 #   more    (no carry)                 CUDA-graph settings, bfloat16 accuracy, 1,000 tokens
-#   screen  (no carry)                 the 200-query screen through the inference task loop
+#   screen  (carry .whlboto .devdata/screen) the 200-query screen through the inference task loop
+#           (OpenFold3's output writer imports boto3: its wheels travel in this call)
+#   memory  (carry .devdata/architecture.json .devdata/protein_384.npz .devdata/protein_1000.npz)
+#           model chunks at 384 and 1,000 tokens: peak and time
 # Every row goes to benchmarks/results/gpu.jsonl and is copied to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,6 +38,7 @@ mlx)
     bench speed mlx $A --repeats 1 --batch 12 --features $D/protein_100.npz
     tail -n 5 /tmp/bench.err ;;
 screen)
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site .whlboto/*.whl || exit 1
     bench screen mlx --budget-s 540 --features $D/screen/*.npz
     tail -n 5 /tmp/bench.err ;;
 more)
@@ -43,6 +47,11 @@ more)
     bench accuracy mlx $A --eager --precision bfloat16 --samples 2 --features \
         $D/acc_protein_60.npz $D/acc_protein_150.npz $D/acc_homotrimer.npz $D/acc_protein_rna.npz
     bench speed mlx $A --repeats 1 --features $D/protein_1000.npz
+    tail -n 5 /tmp/bench.err ;;
+memory)
+    A="--architecture $D/architecture.json"
+    for c in 128 256; do bench speed mlx $A --repeats 1 --chunk-size $c --features $D/protein_384.npz; done
+    bench speed mlx $A --repeats 1 --chunk-size 128 --features $D/protein_1000.npz
     tail -n 5 /tmp/bench.err ;;
 check)  # (carry .wmlx/part_ab .devdata/check) MLX installed; compiled against eager on the GPU
     cat /tmp/w/part_aa .wmlx/part_ab > /tmp/w/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl
