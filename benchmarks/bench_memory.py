@@ -60,7 +60,8 @@ def main() -> None:
     model = OpenFold3(arch, compiled=args.compiled)
     mx.eval(model.parameters())
     with np.load(args.features) as saved:
-        batch = to_mlx_batch({k: torch.from_numpy(saved[k]) for k in saved.files if not k.startswith("atoms.")})
+        batch = to_mlx_batch({key: torch.from_numpy(saved[key]) for key in saved.files
+                              if not key.startswith("atoms.")})
     n_token, n_atom = batch["token_mask"].shape[-1], batch["atom_mask"].shape[-1]
     padded = (token_bucket(n_token), atom_bucket(n_atom)) if args.compiled else (n_token, n_atom)
     batch = stack_batches([batch], padded)
