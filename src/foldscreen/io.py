@@ -39,8 +39,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
 def remove_leftovers(paths: Iterable[str | Path]) -> None:
     """Delete the temporary files (`.<name>.<random>.tmp`) a killed writer of `paths` left.
 
-    For a job's declared outputs, which no other job writes at the same time: a job killed in
-    the middle of an atomic write leaves its temporary file, and its rerun removes it.
+    For files that one job alone writes (its declared outputs, and records such as a query's
+    that only its chunk's job writes): a job killed in the middle of an atomic write leaves its
+    temporary file, and its rerun removes it.
     """
     by_folder: dict[Path, set[str]] = {}
     for path in map(Path, paths):

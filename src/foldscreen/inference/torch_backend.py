@@ -60,7 +60,8 @@ def no_random_init() -> Iterator[None]:
     """OpenFold3's modules built without drawing their truncated-normal initial weights.
 
     OpenFold3 draws them with scipy (about 90 s for the full model on 2 CPU cores) and skips that
-    itself when it loads a checkpoint; every weight is then loaded (`strict=True`).
+    itself when it loads a checkpoint; every weight is then loaded (`strict=True`). Its own
+    `skip_random_init` cannot be used: its module, the experiment runner, imports wandb.
     """
     import openfold3.core.model.primitives.initialization as initialization
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import mlx.core as mx
 
 # The sizes themselves are plain arithmetic, shared with the plan (which must not import MLX).
-from ..contracts.sizes import atom_bucket, bucket, token_bucket  # noqa: F401
+from ..contracts.sizes import atom_bucket, token_bucket  # noqa: F401
 
 # Axes (after the batch axis) that run over tokens or atoms, per feature of OpenFold3's batch.
 TOKEN_AXES = {
