@@ -6,11 +6,12 @@ The diffusion transformer runs over atom windows or, in the diffusion module, ov
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
 
-from .primitives import AdaLN, Attention, LayerNorm, Linear, chunked
+from .primitives import AdaLN, Attention, LayerNorm, Linear, attention, chunked
 from .transition import SwiGLU
 
 Batch = Mapping[str, mx.array]
@@ -40,6 +41,20 @@ class AtomWindows:
         self.index = mx.clip(keys, 0, last).reshape(*keys.shape[:-2], -1)  # [*, N_blocks * n_key]
         mask = atom_mask[..., None]
         self.pair_mask = self.queries(mask)[..., :, None, 0] * self.keys(mask)[..., None, :, 0]
+
+    def arrays(self) -> dict[str, mx.array]:
+        """What `keys` needs, as arrays (to pass the windows into a compiled graph)."""
+        return {"index": self.index, "invalid": self.invalid}
+
+    @classmethod
+    def restored(cls, arrays: Mapping[str, mx.array], n_atom: int, n_query: int,
+                 n_key: int) -> AtomWindows:
+        """The windows of `arrays()`, for `queries`, `keys` and `unblock` (not `pair_mask`)."""
+        windows = cls.__new__(cls)
+        windows.n_atom, windows.n_query, windows.n_key = n_atom, n_query, n_key
+        windows.n_blocks = -(-n_atom // n_query)
+        windows.index, windows.invalid = arrays["index"], arrays["invalid"]
+        return windows
 
     def queries(self, x: mx.array) -> mx.array:
         """[*, N_atom, C] -> [*, N_blocks, n_query, C], zero-padded."""
@@ -73,6 +88,42 @@ def aggregate_to_tokens(x: mx.array, atom_to_token_index: mx.array, atom_mask: m
     return mean.reshape(*batch, n_token + 1, channels)[..., :n_token, :]
 
 
+def normalised(x: mx.array) -> mx.array:
+    """Layer norm without scale or offset (eps 1e-5, as every layer norm of s here)."""
+    return mx.fast.layer_norm(x, None, None, 1e-5)
+
+
+def stacked(linears: list[nn.Linear], scales: list[float] | None = None) -> list[mx.array]:
+    """Linear layers of one input as one matrix [c_in, sum c_out] and bias (each layer's output
+    times its `scales` entry): one matrix product where there were several."""
+    scales = scales or [1.0] * len(linears)
+    weight = mx.concatenate([linear.weight.T * scale for linear, scale in zip(linears, scales, strict=True)],
+                            axis=1)
+    bias = mx.concatenate([(linear.bias if "bias" in linear else mx.zeros(linear.weight.shape[:1],
+                                                                          linear.weight.dtype)) * scale
+                           for linear, scale in zip(linears, scales, strict=True)])
+    return [weight, bias]
+
+
+def heads(x: mx.array, no_heads: int) -> mx.array:
+    """[*, L, H * C] -> [*, H, L, C]"""
+    return mx.swapaxes(x.reshape(*x.shape[:-1], no_heads, -1), -2, -3)
+
+
+def gated_attention(mha: Attention, q: mx.array, k: mx.array, v: mx.array, g: mx.array,
+                    bias: mx.array) -> mx.array:
+    """OpenFold3's gated attention from its projections [*, L, H * C] (q already scaled)."""
+    h = mha.no_heads
+    o = mx.swapaxes(attention(heads(q, h), heads(k, h), heads(v, h), [bias]), -2, -3)  # [*, Q, H, C]
+    o = mx.sigmoid(g.reshape(o.shape)) * o
+    return mha.linear_o(o.reshape(*o.shape[:-2], -1))
+
+
+def adaptive(ada: AdaLN) -> list[tuple[mx.array, nn.Linear]]:
+    """The two projections of an adaptive layer norm's s, each with the scale of s's layer norm."""
+    return [(ada.layer_norm_s.weight, ada.linear_g), (ada.layer_norm_s.weight, ada.linear_s)]
+
+
 class ConditionedTransitionBlock(nn.Module):
     """SwiGLU transition with adaptive layer norm and adaLN-zero gate (AF3 Algorithm 25)."""
 
@@ -83,9 +134,25 @@ class ConditionedTransitionBlock(nn.Module):
         self.linear_g = Linear(c_s, c_a)
         self.linear_out = Linear(n * c_a, c_a, bias=False)
 
-    def __call__(self, a: mx.array, s: mx.array, mask: mx.array) -> mx.array:
-        b = self.swiglu(self.layer_norm(a, s))
-        return mx.sigmoid(self.linear_g(s)) * self.linear_out(b) * mask[..., None]
+    def projections(self) -> tuple[list[tuple[mx.array, nn.Linear]], list[nn.Linear]]:
+        """The linear layers of s: those after its layer norm (with the norm's scale), the rest."""
+        return adaptive(self.layer_norm), [self.linear_g]
+
+    @staticmethod
+    def condition(normed: list[mx.array], raw: list[mx.array],
+                  windows: AtomWindows | None = None) -> list[mx.array]:
+        """(norm scale, norm shift, output gate) from the projections of s."""
+        return [mx.sigmoid(normed[0]), normed[1], mx.sigmoid(raw[0])]
+
+    def weights(self) -> list[mx.array]:
+        """The SwiGLU's two projections as one matrix."""
+        return stacked([self.swiglu.linear_a, self.swiglu.linear_b])[:1]
+
+    def __call__(self, a: mx.array, cond: list[mx.array], mask: mx.array,
+                 weights: list[mx.array]) -> mx.array:
+        scale, shift, gate = cond
+        x_a, x_b = mx.split((scale * normalised(a) + shift) @ weights[0], 2, axis=-1)
+        return gate * self.linear_out(nn.silu(x_a) * x_b) * mask[..., None]
 
 
 class CrossAttentionPairBias(nn.Module):
@@ -111,12 +178,33 @@ class CrossAttentionPairBias(nn.Module):
         mask_bias = (self.inf * (windows.pair_mask - 1))[..., None, :, :]
         return mask_bias + mx.moveaxis(self.linear_z(z), -1, -3)
 
-    def __call__(self, a: mx.array, s: mx.array, bias: mx.array, mask: mx.array) -> mx.array:
-        windows = AtomWindows(mask, self.n_query, self.n_key)
-        a_q = self.layer_norm_a_q(windows.queries(a), windows.queries(s))
-        a_k = self.layer_norm_a_k(windows.keys(a), windows.keys(s))
-        a = windows.unblock(self.mha(a_q, a_k, [bias]))
-        return mx.sigmoid(self.linear_ada_out(s)) * a
+    def projections(self) -> tuple[list[tuple[mx.array, nn.Linear]], list[nn.Linear]]:
+        """The linear layers of s: those after its layer norm (with the norm's scale), the rest."""
+        return adaptive(self.layer_norm_a_q) + adaptive(self.layer_norm_a_k), [self.linear_ada_out]
+
+    @staticmethod
+    def condition(normed: list[mx.array], raw: list[mx.array],
+                  windows: AtomWindows) -> list[mx.array]:
+        """The queries' and the keys' norm scale and shift, in windows, and the output gate."""
+        scale_q, shift_q, scale_k, shift_k = normed
+        return [windows.queries(mx.sigmoid(scale_q)), windows.queries(shift_q),
+                windows.keys(mx.sigmoid(scale_k)), windows.keys(shift_k), mx.sigmoid(raw[0])]
+
+    def weights(self) -> list[mx.array]:
+        """The projections of the queries (q, q's scale folded in, and the gate) as one matrix
+        and bias, and those of the keys (k and v) as another."""
+        mha = self.mha
+        return [*stacked([mha.linear_q, mha.linear_g], [mha.c_hidden**-0.5, 1.0]),
+                stacked([mha.linear_k, mha.linear_v])[0]]
+
+    def __call__(self, a: mx.array, cond: list[mx.array], bias: mx.array,
+                 weights: list[mx.array], windows: AtomWindows) -> mx.array:
+        scale_q, shift_q, scale_k, shift_k, gate = cond
+        w_qg, b_qg, w_kv = weights
+        a = normalised(a)
+        q, g = mx.split(mx.addmm(b_qg, scale_q * windows.queries(a) + shift_q, w_qg), 2, axis=-1)
+        k, v = mx.split((scale_k * windows.keys(a) + shift_k) @ w_kv, 2, axis=-1)
+        return gate * windows.unblock(gated_attention(self.mha, q, k, v, g, bias))
 
 
 class DiffusionAttentionPairBias(nn.Module):
@@ -140,9 +228,27 @@ class DiffusionAttentionPairBias(nn.Module):
         mask_bias = (self.inf * (mask - 1))[..., None, None, :]
         return mask_bias + mx.moveaxis(self.linear_z(z), -1, -3)
 
-    def __call__(self, a: mx.array, s: mx.array, bias: mx.array, mask: mx.array) -> mx.array:
-        a = self.layer_norm_a(a, s)
-        return mx.sigmoid(self.linear_ada_out(s)) * self.mha(a, a, [bias])
+    def projections(self) -> tuple[list[tuple[mx.array, nn.Linear]], list[nn.Linear]]:
+        """The linear layers of s: those after its layer norm (with the norm's scale), the rest."""
+        return adaptive(self.layer_norm_a), [self.linear_ada_out]
+
+    @staticmethod
+    def condition(normed: list[mx.array], raw: list[mx.array],
+                  windows: AtomWindows | None = None) -> list[mx.array]:
+        """(norm scale, norm shift, output gate) from the projections of s."""
+        return [mx.sigmoid(normed[0]), normed[1], mx.sigmoid(raw[0])]
+
+    def weights(self) -> list[mx.array]:
+        """The projections q (its scale folded in), k, v and the gate as one matrix and bias."""
+        mha = self.mha
+        return stacked([mha.linear_q, mha.linear_k, mha.linear_v, mha.linear_g],
+                       [mha.c_hidden**-0.5, 1.0, 1.0, 1.0])
+
+    def __call__(self, a: mx.array, cond: list[mx.array], bias: mx.array,
+                 weights: list[mx.array], windows: AtomWindows | None = None) -> mx.array:
+        scale, shift, gate = cond
+        q, k, v, g = mx.split(mx.addmm(weights[1], scale * normalised(a) + shift, weights[0]), 4, axis=-1)
+        return gate * gated_attention(self.mha, q, k, v, g, bias)
 
 
 class DiffusionTransformerBlock(nn.Module):
@@ -163,9 +269,13 @@ class DiffusionTransformerBlock(nn.Module):
                 c_a, c_s, c_z, c_hidden, no_heads, n_query, n_key, inf)
         self.conditioned_transition = ConditionedTransitionBlock(c_a, c_s, n_transition)
 
-    def __call__(self, a: mx.array, s: mx.array, bias: mx.array, mask: mx.array) -> mx.array:
-        a = a + self.attention_pair_bias(a, s, bias, mask)
-        return a + self.conditioned_transition(a, s, mask)
+    def parts(self) -> tuple[nn.Module, nn.Module]:
+        return self.attention_pair_bias, self.conditioned_transition
+
+    def __call__(self, a: mx.array, cond: list[list[mx.array]], bias: mx.array, mask: mx.array,
+                 weights: list[list[mx.array]], windows: AtomWindows | None) -> mx.array:
+        a = a + self.attention_pair_bias(a, cond[0], bias, weights[0], windows)
+        return a + self.conditioned_transition(a, cond[1], mask, weights[1])
 
 
 class DiffusionTransformer(nn.Module):
@@ -173,15 +283,17 @@ class DiffusionTransformer(nn.Module):
 
     Over sequence-local atom windows (`z` cut into windows, [*, N_blocks, n_query, n_key, C_z])
     or, with `n_query=None`, over all tokens (`z` [*, N, N, C_z]). `z` is normalised once for
-    all blocks, as OpenFold3 does. `biases(z, mask)` are the blocks' attention biases: what
-    depends on `z` alone, made once where `z` is fixed across many calls (the diffusion steps),
-    then `run(a, s, biases, mask)`.
+    all blocks, as OpenFold3 does. What `z` fixes (`biases`) and what `s` fixes
+    (`conditioning`: every block's adaptive-norm scales and shifts and adaLN-zero gates) are
+    made apart, so that each is made once where it is fixed across many calls (the diffusion
+    steps), then `run`.
     """
 
     def __init__(self, c_a: int, c_s: int, c_z: int, c_hidden: int, no_heads: int,
                  no_blocks: int, n_transition: int, n_query: int | None, n_key: int | None,
                  inf: float = 1e9) -> None:
         super().__init__()
+        self.n_query, self.n_key = n_query, n_key
         self.layer_norm_z = LayerNorm(c_z, create_offset=False)
         self.blocks = [
             DiffusionTransformerBlock(c_a, c_s, c_z, c_hidden, no_heads, n_transition,
@@ -189,18 +301,81 @@ class DiffusionTransformer(nn.Module):
             for _ in range(no_blocks)
         ]
 
+    def windows(self, mask: mx.array) -> AtomWindows | None:
+        """The atom windows of the attention (None over all tokens)."""
+        return None if self.n_query is None else AtomWindows(mask, self.n_query, self.n_key)
+
     def biases(self, z: mx.array, mask: mx.array) -> list[mx.array]:
         """Each block's attention bias (pair bias and key mask)."""
         z = self.layer_norm_z(z)
         return [block.attention_pair_bias.bias(z, mask) for block in self.blocks]
 
-    def run(self, a: mx.array, s: mx.array, biases: list[mx.array], mask: mx.array) -> mx.array:
-        for block, bias in zip(self.blocks, biases, strict=True):
-            a = block(a, s, bias, mask)
+    def weights(self) -> dict[str, Any]:
+        """The stack's linear layers regrouped for fewer matrix products (a tree of arrays).
+
+        `conditioning`: every linear layer of s, as two matrices with their biases, the first
+        acting on s normalised (each layer's own layer-norm scale folded into it), the second on
+        s itself, so that `conditioning` is two matrix products for all the blocks. `blocks`:
+        each block's attention projections and SwiGLU projections stacked. Made once where the
+        weights are fixed across many calls (a rollout).
+        """
+        normed, raw = [], []
+        for block in self.blocks:
+            for part in block.parts():
+                n, r = part.projections()
+                normed += n
+                raw += r
+        w_normed, b_normed = stacked([linear for _, linear in normed])
+        scales = mx.concatenate([mx.broadcast_to(scale[:, None], (scale.shape[0], linear.weight.shape[0]))
+                                 for scale, linear in normed], axis=1)
+        return {"conditioning": [w_normed * scales, b_normed, *stacked(raw)],
+                "blocks": [[part.weights() for part in block.parts()] for block in self.blocks]}
+
+    def conditioning(self, s: mx.array, weights: list[mx.array],
+                     windows: AtomWindows | None = None) -> list[list[list[mx.array]]]:
+        """Each block's conditioning from s [*, N, c_s] (AF3 Algorithms 24-26): for its attention
+        and its transition, the adaptive-norm scale and shift and the adaLN-zero gate."""
+        w_normed, b_normed, w_raw, b_raw = weights
+        width = self.blocks[0].conditioned_transition.linear_g.weight.shape[0]
+        normed = mx.addmm(b_normed, normalised(s), w_normed)
+        raw = mx.addmm(b_raw, s, w_raw)
+        cut = lambda x, i: x[..., i * width:(i + 1) * width]  # noqa: E731
+        n = r = 0
+        out = []
+        for block in self.blocks:
+            conds = []
+            for part in block.parts():
+                k_n, k_r = (len(x) for x in part.projections())
+                args = [[cut(normed, n + i) for i in range(k_n)], [cut(raw, r + i) for i in range(k_r)]]
+                conds.append(part.condition(*args, windows))
+                n, r = n + k_n, r + k_r
+            out.append(conds)
+        return out
+
+    def run(self, a: mx.array, conditioning: list, biases: list[mx.array], mask: mx.array,
+            weights: Mapping[str, Any], windows: AtomWindows | None = None) -> mx.array:
+        """a [*, N, c_a] through the blocks, given `conditioning`, `biases` and `weights`."""
+        for block, cond, bias, block_weights in zip(self.blocks, conditioning, biases,
+                                                    weights["blocks"], strict=True):
+            a = block(a, cond, bias, mask, block_weights, windows)
         return a
 
+    def prepare(self, s: mx.array, z: mx.array, mask: mx.array) -> dict[str, Any]:
+        """What the stack needs for runs over one s and z: the biases, the conditioning, the
+        weights and the windows' index arrays (a tree of arrays, for `run_prepared`)."""
+        windows, weights = self.windows(mask), self.weights()
+        prepared = {"biases": self.biases(z, mask), "weights": weights,
+                    "conditioning": self.conditioning(s, weights["conditioning"], windows)}
+        return prepared if windows is None else {**prepared, "windows": windows.arrays()}
+
+    def run_prepared(self, a: mx.array, prepared: Mapping[str, Any], mask: mx.array) -> mx.array:
+        windows = None if "windows" not in prepared else AtomWindows.restored(
+            prepared["windows"], mask.shape[-1], self.n_query, self.n_key)
+        return self.run(a, prepared["conditioning"], prepared["biases"], mask, prepared["weights"],
+                        windows)
+
     def __call__(self, a: mx.array, s: mx.array, z: mx.array, mask: mx.array) -> mx.array:
-        return self.run(a, s, self.biases(z, mask), mask)
+        return self.run_prepared(a, self.prepare(s, z, mask), mask)
 
 
 class RefAtomFeatureEmbedder(nn.Module):
@@ -323,11 +498,12 @@ class AtomAttentionEncoder(nn.Module):
             update = layer(update)
         return c, (p + update) * pair_mask
 
-    def encode(self, batch: Batch, q: mx.array, c: mx.array,
-               biases: list[mx.array]) -> tuple[mx.array, mx.array]:
-        """a_i [*, N_token, c_token] and the transformed q_l, given the atom transformer's biases."""
+    def encode(self, batch: Batch, q: mx.array,
+               prepared: Mapping[str, Any]) -> tuple[mx.array, mx.array]:
+        """a_i [*, N_token, c_token] and the transformed q_l, given the atom transformer's
+        `prepare`d biases and conditioning (from c_l and p_lm)."""
         atom_mask = batch["atom_mask"]
-        q = self.atom_transformer.run(q, c, biases, atom_mask) * atom_mask[..., None]
+        q = self.atom_transformer.run_prepared(q, prepared, atom_mask) * atom_mask[..., None]
         a = q
         for layer in self.linear_q:
             a = layer(a)
@@ -345,5 +521,5 @@ class AtomAttentionEncoder(nn.Module):
         """
         c, p = self.conditioning(batch, s_trunk, z_trunk, chunk_size)
         q = c if r is None else c + self.noisy_position_embedder.linear_r(r)
-        a, q = self.encode(batch, q, c, self.atom_transformer.biases(p, batch["atom_mask"]))
+        a, q = self.encode(batch, q, self.atom_transformer.prepare(c, p, batch["atom_mask"]))
         return a, q, c, p

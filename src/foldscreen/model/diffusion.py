@@ -135,14 +135,15 @@ class AtomAttentionDecoder(nn.Module):
         self.layer_norm = LayerNorm(c_atom, create_offset=False)
         self.linear_q_out = Linear(c_atom, 3, bias=False)
 
-    def decode(self, batch: Batch, a: mx.array, q: mx.array, c: mx.array,
-               biases: list[mx.array]) -> mx.array:
-        """As the call, given the atom transformer's biases (from p_lm) instead of p_lm."""
+    def decode(self, batch: Batch, a: mx.array, q: mx.array,
+               prepared: Mapping[str, Any]) -> mx.array:
+        """As the call, given the atom transformer's `prepare`d biases and conditioning (from
+        c_l and p_lm) instead of c_l and p_lm."""
         atom_mask = batch["atom_mask"]
         a = self.linear_q_in(a) * batch["token_mask"][..., None]
         q = q + mx.take_along_axis(a, batch["atom_to_token_index"][..., None], axis=-2) \
             * atom_mask[..., None]
-        q = self.atom_transformer.run(q, c, biases, atom_mask)
+        q = self.atom_transformer.run_prepared(q, prepared, atom_mask)
         return self.linear_q_out(self.layer_norm(q))
 
     def __call__(self, batch: Batch, a: mx.array, q: mx.array, c: mx.array,
@@ -153,7 +154,7 @@ class AtomAttentionDecoder(nn.Module):
         atoms get none (OpenFold3 broadcasts by `num_atoms_per_token`: the same wherever masked
         tokens and atoms are trailing padding).
         """
-        return self.decode(batch, a, q, c, self.atom_transformer.biases(p, batch["atom_mask"]))
+        return self.decode(batch, a, q, self.atom_transformer.prepare(c, p, batch["atom_mask"]))
 
 
 class DiffusionModule(nn.Module):
@@ -199,9 +200,11 @@ class DiffusionModule(nn.Module):
         """Everything denoising needs that no step changes, made once per rollout.
 
         The single conditioning apart from the noise-level embedding, the atom conditioning c_l,
-        and every attention bias of the three transformers (pair-bias projections and masks),
-        with the masks and the atom-to-token map of the batch. A tree of arrays: it can be
-        evaluated once and passed to a compiled `denoise`.
+        every attention bias of the three transformers (pair-bias projections and masks), the
+        atom transformers' conditioning by c_l (adaptive norms and gates, in atom windows), the
+        token transformer's linear layers of s stacked in two matrices, with the masks and the
+        atom-to-token map of the batch. A tree of arrays: it can be evaluated once and passed to
+        a compiled `denoise`.
         """
         atom_mask, token_mask = batch["atom_mask"], batch["token_mask"]
         z = self.diffusion_conditioning.pair(batch, z_trunk, chunk_size)
@@ -210,10 +213,11 @@ class DiffusionModule(nn.Module):
             "atom_mask": atom_mask, "token_mask": token_mask,
             "atom_to_token_index": batch["atom_to_token_index"],
             "s": self.diffusion_conditioning.single_base(s_input, s_trunk), "c": c,
-            "encoder": self.atom_attn_enc.atom_transformer.biases(p, atom_mask),
+            "encoder": self.atom_attn_enc.atom_transformer.prepare(c, p, atom_mask),
             "tokens": [bias.astype(self.precision)
                        for bias in self.diffusion_transformer.biases(z, token_mask)],
-            "decoder": self.atom_attn_dec.atom_transformer.biases(p, atom_mask),
+            "token_weights": self.diffusion_transformer.weights(),
+            "decoder": self.atom_attn_dec.atom_transformer.prepare(c, p, atom_mask),
         }
 
     def __call__(self, batch: Batch, x_noisy: mx.array, t: mx.array, s_input: mx.array,
@@ -247,12 +251,14 @@ class DiffusionModule(nn.Module):
         r_noisy = x_noisy / mx.sqrt(t**2 + self.sigma_data**2)
         c = cond["c"]
         q = c + self.atom_attn_enc.noisy_position_embedder.linear_r(r_noisy)
-        a, q = self.atom_attn_enc.encode(cond, q, c, cond["encoder"])
+        a, q = self.atom_attn_enc.encode(cond, q, cond["encoder"])
         a = a + self.linear_s(self.layer_norm_s(s))
         low = self.precision
-        a = self.diffusion_transformer.run(a.astype(low), s.astype(low), cond["tokens"],
-                                           cond["token_mask"].astype(low)).astype(mx.float32)
-        r_update = self.atom_attn_dec.decode(cond, self.layer_norm_a(a), q, c, cond["decoder"])
+        transformer = self.diffusion_transformer
+        weights = cond["token_weights"]
+        a = transformer.run(a.astype(low), transformer.conditioning(s.astype(low), weights["conditioning"]),
+                            cond["tokens"], cond["token_mask"].astype(low), weights).astype(mx.float32)
+        r_update = self.atom_attn_dec.decode(cond, self.layer_norm_a(a), q, cond["decoder"])
         sigma = self.sigma_data
         x_out = (sigma**2 / (sigma**2 + t**2) * x_noisy
                  + sigma * t / mx.sqrt(sigma**2 + t**2) * r_update)

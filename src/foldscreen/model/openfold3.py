@@ -68,7 +68,8 @@ class OpenFold3(Trunk):
                                        [msa_keys(seed, num_cycles) for seed in seeds])
         if draws is None:
             steps = self._architecture["shared"]["diffusion"]["no_full_rollout_steps"]
-            draws = [KeyedDraws(seed, steps, n_atom) for seed, (_, n_atom) in zip(seeds, sizes, strict=True)]
+            draws = [KeyedDraws(seed, steps, n_atom, self.compiled)
+                     for seed, (_, n_atom) in zip(seeds, sizes, strict=True)]
         positions = sample_atom_positions(self.diffusion_module, self._architecture, batch,
                                           s_input, s, z, seeds[0], chunk_size,
                                           draws=StackedDraws(draws), compiled=self.compiled)

@@ -7,8 +7,9 @@ sample chunking; tests inject OpenFold3's own draws instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import mlx.core as mx
@@ -46,12 +47,16 @@ class KeyedDraws:
     """Draws from MLX's PRNG: the seed's key split into one key per step, split per draw.
 
     With `n_atom`, the atoms beyond the first `n_atom` (padding) get zeros, so that a task
-    draws the same numbers padded or not.
+    draws the same numbers padded or not. `compiled` draws each step's numbers in one compiled
+    graph (the same numbers; fewer kernels on a GPU).
     """
 
-    def __init__(self, seed: int, steps: int, n_atom: int | None = None) -> None:
+    def __init__(self, seed: int, steps: int, n_atom: int | None = None,
+                 compiled: bool = False) -> None:
         self.keys = mx.random.split(mx.random.key(seed), steps + 1)
         self.n_atom = n_atom
+        self.compiled = compiled
+        self._compiled: tuple[tuple[int, ...], Callable[..., tuple]] | None = None
 
     def _atoms(self, shape: tuple[int, ...], key: mx.array) -> mx.array:
         n_atom = shape[-2] if self.n_atom is None else self.n_atom
@@ -62,12 +67,18 @@ class KeyedDraws:
     def initial(self, shape: tuple[int, ...]) -> mx.array:
         return self._atoms(shape, self.keys[0])
 
-    def step(self, step: int, shape: tuple[int, ...]) -> StepDraws:
-        rotation, translation, noise = mx.random.split(self.keys[step + 1], 3)
+    def _step(self, key: mx.array, shape: tuple[int, ...]) -> tuple[mx.array, mx.array, mx.array]:
+        rotation, translation, noise = mx.random.split(key, 3)
         samples = tuple(shape[:-2])
-        return StepDraws(mx.random.normal(samples + (4,), key=rotation),
-                         mx.random.normal(samples + (3,), key=translation),
-                         self._atoms(tuple(shape), noise))
+        return (mx.random.normal(samples + (4,), key=rotation),
+                mx.random.normal(samples + (3,), key=translation), self._atoms(shape, noise))
+
+    def step(self, step: int, shape: tuple[int, ...]) -> StepDraws:
+        if not self.compiled:
+            return StepDraws(*self._step(self.keys[step + 1], tuple(shape)))
+        if self._compiled is None or self._compiled[0] != shape:  # one graph per rollout shape
+            self._compiled = (shape, mx.compile(partial(self._step, shape=tuple(shape))))
+        return StepDraws(*self._compiled[1](self.keys[step + 1]))
 
 
 class StackedDraws:
@@ -120,6 +131,20 @@ def centre_random_augmentation(x: mx.array, atom_mask: mx.array, quaternion: mx.
     return x * mask
 
 
+def noised(x: mx.array, atom_mask: mx.array, quaternion: mx.array, translation: mx.array,
+           noise: mx.array, noise_level: mx.array) -> mx.array:
+    """The augmented positions plus `noise_level` times the noise (AF3 Algorithm 18, l. 4-8)."""
+    return centre_random_augmentation(x, atom_mask, quaternion, translation) + noise_level * noise
+
+
+def stepped(x_noisy: mx.array, x_denoised: mx.array, t: mx.array, step: mx.array) -> mx.array:
+    """The step from x_noisy towards the denoised positions (AF3 Algorithm 18, l. 9-11)."""
+    return x_noisy + step * ((x_noisy - x_denoised) / t)
+
+
+compiled_noised, compiled_stepped = mx.compile(noised), mx.compile(stepped)
+
+
 @dataclass(frozen=True)
 class SampleDiffusion:
     """The diffusion sampler (AF3 Algorithm 18) with OpenFold3's settings."""
@@ -151,6 +176,7 @@ class SampleDiffusion:
         cond = diffusion_module.conditioning(batch, s_input, s_trunk, z_trunk, chunk_size)
         mx.eval(cond)
         denoise = diffusion_module.compiled_denoise() if compiled else diffusion_module.denoise
+        noise_step, take_step = (compiled_noised, compiled_stepped) if compiled else (noised, stepped)
 
         def denoise_chunk(x_noisy: mx.array, t: mx.array) -> mx.array:
             return denoise(cond, x_noisy, t)
@@ -161,13 +187,14 @@ class SampleDiffusion:
         for step in range(len(levels) - 1):
             c_previous, c = levels[step], levels[step + 1]
             draw = draws.step(step, shape)
-            x = centre_random_augmentation(x, atom_mask, draw.quaternion, draw.translation)
             t = c_previous * np.float32(self.gamma_0 + 1 if c > self.gamma_min else 1)
             noise = np.float32(self.noise_scale) * np.sqrt(t**2 - c_previous**2)
-            x_noisy = x + float(noise) * draw.noise
+            x_noisy = noise_step(x, atom_mask, draw.quaternion, draw.translation, draw.noise,
+                                 mx.array(noise))
             x_denoised = chunked(denoise_chunk, [x_noisy], sample_chunk_size, axis=-3,
                                  broadcast=[mx.array(t)])
-            x = x_noisy + float(np.float32(self.step_scale) * (c - t)) * ((x_noisy - x_denoised) / float(t))
+            x = take_step(x_noisy, x_denoised, mx.array(t),
+                          mx.array(np.float32(self.step_scale) * (c - t)))
             mx.async_eval(x)  # the next step is built while this one runs
         mx.eval(x)
         return x
