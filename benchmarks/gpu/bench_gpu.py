@@ -31,6 +31,8 @@ import numpy as np
 
 import foldscreen.model  # noqa: F401  (first: routes MLX's CPU BLAS where there is no GPU)
 
+DEFAULT_STEPS, DEFAULT_RECYCLES = 200, 3  # OpenFold3's inference defaults
+
 
 def load_features(path: Path) -> dict[str, Any]:
     """The feature tensors of a features file (not the screen's atom arrays, `atoms.*`)."""
@@ -46,17 +48,18 @@ def config(args: argparse.Namespace, backend: str) -> Any:
         import ml_collections
 
         architecture = ml_collections.ConfigDict(json.loads(args.architecture.read_text()))
-        shared = architecture.shared
+        shared = architecture.shared  # the run's settings, never the file's (it may hold any)
         shared.diffusion.no_full_rollout_samples = args.samples
-        shared.diffusion.no_full_rollout_steps = args.steps or shared.diffusion.no_full_rollout_steps
-        shared.num_recycles = args.recycles if args.recycles is not None else shared.num_recycles
+        shared.diffusion.no_full_rollout_steps = args.steps or DEFAULT_STEPS
+        shared.num_recycles = args.recycles if args.recycles is not None else DEFAULT_RECYCLES
         return ml_collections.ConfigDict({"architecture": architecture})
     from foldscreen.inference.model_config import model_config
     from foldscreen.inference.settings import InferenceSettings
 
+    recycles = args.recycles if args.recycles is not None else DEFAULT_RECYCLES
     cfg = model_config(InferenceSettings(backend=backend, device="cuda", weights="released",
-                                         samples=args.samples, recycles=args.recycles,
-                                         diffusion_steps=args.steps))
+                                         samples=args.samples, recycles=recycles,
+                                         diffusion_steps=args.steps or DEFAULT_STEPS))
     if args.architecture and not args.architecture.is_file():
         args.architecture.write_text(cfg.architecture.to_json())
     return cfg
@@ -284,8 +287,8 @@ def emit(args: argparse.Namespace, row: dict[str, Any]) -> None:
     preset = "predict" if args.framework == "openfold3" else ("eager" if args.eager else "compiled")
     env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("MLX_"))
     row = {"framework": args.framework, "preset": preset, **({"env": env} if env else {}),
-           "recycles": args.recycles if args.recycles is not None else 3,
-           "steps": args.steps or 200, "samples": args.samples,
+           "recycles": args.recycles if args.recycles is not None else DEFAULT_RECYCLES,
+           "steps": args.steps or DEFAULT_STEPS, "samples": args.samples,
            "precision": "float32" if args.framework == "openfold3" else args.precision,
            "chunk_size": args.chunk_size, "lease": args.lease, **row}
     line = json.dumps(row)
