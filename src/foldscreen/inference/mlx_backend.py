@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,12 @@ class MlxBackend(Backend):
 
     def __init__(self, settings: InferenceSettings, config: Any) -> None:
         super().__init__(settings, config)
+        import mlx.core as mx
+
+        if settings.kernel_cache and mx.default_device() == mx.gpu and not mx.metal.is_available():
+            # read by MLX's CUDA backend when it builds its first kernel (none built yet)
+            Path(settings.kernel_cache).mkdir(parents=True, exist_ok=True)
+            os.environ.setdefault("MLX_PTX_CACHE_DIR", str(Path(settings.kernel_cache).resolve()))
         from ..model import blas
         from ..model.openfold3 import OpenFold3
         from ..model.weights import load_state, load_weights, module_state
@@ -33,7 +40,6 @@ class MlxBackend(Backend):
         else:
             raise BackendUnavailable(
                 f"weights file {settings.weights} does not exist (inference.weights in the config)")
-        import mlx.core as mx
 
         # A compiled denoising step pays on a GPU; on the CPU its compilation costs more than
         # it saves (benchmarks/RESULTS.md).

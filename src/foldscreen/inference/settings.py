@@ -23,6 +23,7 @@ class InferenceSettings:
     precision: str = "float32"
     featurise_workers: int | None = None
     batch_tokens: int | None = None
+    kernel_cache: str | None = None
     threads: int = 2
     device: str = "cpu"
 
@@ -39,7 +40,7 @@ class InferenceSettings:
         """What a task's files depend on (not seeds, threads, device or chunking); kept with each task."""
         fields = asdict(self)
         for name in ("seeds", "threads", "device", "model_chunk_size", "featurise_workers",
-                     "batch_tokens"):
+                     "batch_tokens", "kernel_cache"):
             fields.pop(name)
         if not self.demo:
             stat = Path(self.weights).stat()

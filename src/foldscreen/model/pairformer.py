@@ -12,7 +12,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-from .primitives import Attention, LayerNorm, Linear
+from .primitives import Attention, LayerNorm, Linear, tracing
 from .transition import Transition
 from .triangle import TriangleAttention, TriangleMultiplicationIncoming, TriangleMultiplicationOutgoing
 
@@ -138,9 +138,9 @@ class PairFormerStack(nn.Module):
             spare = PairFormerBlock(*self._block_args)
 
             def run(parameters: dict, s: mx.array, z: mx.array, single_mask: mx.array,
-                    pair_mask: mx.array) -> tuple[mx.array, mx.array]:
+                    pair_mask: mx.array, chunk_size: int | None) -> tuple[mx.array, mx.array]:
                 spare.update(parameters)
-                return spare(s, z, single_mask, pair_mask)
+                return spare(s, z, single_mask, pair_mask, chunk_size)
             self._compiled = mx.compile(run)
         return self._compiled
 
@@ -149,13 +149,14 @@ class PairFormerStack(nn.Module):
                  compiled: bool = False) -> tuple[mx.array, mx.array]:
         """s: [*, N, C_s], z: [*, N, N, C_z], masks [*, N] and [*, N, N] -> (s, z).
 
-        `compiled` runs each block as one compiled graph (not with `chunk_size`, whose chunks are
-        evaluated one by one).
+        `compiled` runs each block as one compiled graph (a trace per chunk size; its chunks
+        are parts of the graph).
         """
-        if compiled and chunk_size is None:
+        if compiled:
             run = self.compiled_block()
-            for block in self.blocks:
-                s, z = run(block.parameters(), s, z, single_mask, pair_mask)
+            with tracing():
+                for block in self.blocks:
+                    s, z = run(block.parameters(), s, z, single_mask, pair_mask, chunk_size)
             return s, z
         for block in self.blocks:
             s, z = block(s, z, single_mask, pair_mask, chunk_size)

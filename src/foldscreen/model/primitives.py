@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -86,12 +88,27 @@ class Attention(nn.Module):
         return self.linear_o(o.reshape(*o.shape[:-2], -1))
 
 
+_TRACING = contextvars.ContextVar("tracing", default=False)
+
+
+@contextlib.contextmanager
+def tracing() -> Iterator[None]:
+    """Calls of compiled graphs: `chunked` code traced here goes into the graph, unevaluated."""
+    token = _TRACING.set(True)
+    try:
+        yield
+    finally:
+        _TRACING.reset(token)
+
+
 def chunked(fn: Callable[..., mx.array], inputs: Sequence[mx.array], chunk_size: int | None,
             axis: int, broadcast: Sequence[mx.array] = ()) -> mx.array:
     """fn(*input slices, *broadcast), slicing `inputs` along `axis` in chunks of `chunk_size`.
 
     Each chunk is evaluated before the next is built (MLX is lazy: without that, chunking does
-    not lower the peak memory). `chunk_size=None` runs fn once on the whole inputs.
+    not lower the peak memory), except while `tracing` a compiled graph: there the chunks are
+    parts of the graph, each chunk's intermediates freed once its output is made.
+    `chunk_size=None` runs fn once on the whole inputs.
     """
     length = inputs[0].shape[axis]
     if chunk_size is None or chunk_size >= length:
@@ -101,6 +118,7 @@ def chunked(fn: Callable[..., mx.array], inputs: Sequence[mx.array], chunk_size:
         index = [slice(None)] * inputs[0].ndim
         index[axis] = slice(start, start + chunk_size)
         out = fn(*(x[tuple(index)] for x in inputs), *broadcast)
-        mx.eval(out)
+        if not _TRACING.get():
+            mx.eval(out)
         outputs.append(out)
     return mx.concatenate(outputs, axis=axis)
