@@ -89,7 +89,7 @@ def main() -> None:
     pair_mask = token_mask[..., :, None] * token_mask[..., None, :]
     mx.eval(token_mask, pair_mask)
     stack = model.pairformer_stack
-    block = stack.compiled_block()(stack.blocks[0].parameters(), s, z, token_mask, pair_mask)
+    block = stack.compiled_block()(stack.blocks[0].parameters(), s, z, token_mask, pair_mask, None)
     print(json.dumps({"features": args.features.name, "tokens": n_token, "atoms": n_atom,
                       "samples": args.samples, "denoising_step": summary(primitives(step)),
                       "pairformer_block": summary(primitives(*block))}))

@@ -49,10 +49,18 @@ class AdaLN(nn.Module):
 
 
 def attention(q: mx.array, k: mx.array, v: mx.array, biases: Sequence[mx.array]) -> mx.array:
-    """softmax(q k^T + sum(biases)) v over [..., H, Q/K, C]; q is already scaled."""
-    scores = q @ mx.swapaxes(k, -1, -2)
-    for bias in biases:
-        scores = scores + bias
+    """softmax(q k^T + sum(biases)) v over [..., H, Q/K, C]; q is already scaled.
+
+    A single bias is added by the matrix product itself (one operation, not two); several are
+    added together with one elementwise pass over the scores.
+    """
+    k_t = mx.swapaxes(k, -1, -2)
+    if len(biases) == 1:
+        scores = mx.addmm(biases[0], q, k_t)
+    else:
+        scores = q @ k_t
+        for bias in biases:
+            scores = scores + bias
     return mx.softmax(scores, axis=-1, precise=True) @ v
 
 
