@@ -47,7 +47,7 @@ mlx = [r for r in rows if r["lease"] == os.environ["LEASE"] and r["framework"] =
 best = min(mlx, key=lambda r: r["median_s"])
 print("export MLX_USE_CUDA_GRAPHS=0" if "MLX_USE_CUDA_GRAPHS=0" in best.get("env", "") else "")
 PY
-    cat /tmp/best_env
+    cat /tmp/best_env; . /tmp/best_env
     python3 benchmarks/gpu/profile_parts.py $A --features $D/protein_384.npz 2>>/tmp/bench.err \
         | sed "s/^{/{\"lease\": \"$lease\", \"env\": \"$(cat /tmp/best_env)\", /" >> "${OUT:-/tmp/out}/profile.jsonl"
     cat "${OUT:-/tmp/out}/profile.jsonl"
