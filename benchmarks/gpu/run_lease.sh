@@ -6,6 +6,8 @@
 #   mlx      (carry .wmlx/part_ab .devdata)  rejoin and install MLX; its speed rows (the first
 #            with a fresh machine's kernel builds), without CUDA graphs; each part timed alone;
 #            the built kernels come back as mlx_kernels.tar.gz
+#   final    (carry .wmlx/part_ab and the features) speed rows of the code as it stands, after
+#            `stage` (carrying .devdata/kernels/mlx_kernels.tar.gz: no kernel builds) and `deps`
 #   screen   (carry .whlboto .devdata)  the 200-query screen through the inference task loop
 #            (OpenFold3's output writer imports boto3: its wheels travel in this call)
 #   memory   (carry .devdata)  model chunks at 384 and 1,000 tokens: peak and time; bfloat16
@@ -27,6 +29,8 @@ D=.devdata
 case $step in
 stage)
     mkdir -p /tmp/w && cp .wmlx/* /tmp/w/ && ls -la /tmp/w && nvidia-smi --query-gpu=name,memory.total --format=csv
+    # kernels an earlier lease built (its mlx step's mlx_kernels.tar.gz), if carried
+    [ -f .devdata/kernels/mlx_kernels.tar.gz ] && tar -xzf .devdata/kernels/mlx_kernels.tar.gz -C /tmp && du -sh /tmp/mlx_kernels
     which nsys ncu nvcc; nproc; python3 -c "import torch; print(torch.__version__)" ;;
 deps)  # OpenFold3's predict preset: the reference rows of this lease
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site .whl/*.whl || exit 1
@@ -52,6 +56,16 @@ PY
         | sed "s/^{/{\"lease\": \"$lease\", \"env\": \"$(cat /tmp/best_env)\", /" >> "${OUT:-/tmp/out}/profile.jsonl"
     cat "${OUT:-/tmp/out}/profile.jsonl"
     tar -czf "${OUT:-/tmp/out}/mlx_kernels.tar.gz" -C /tmp mlx_kernels; ls -la "${OUT:-/tmp/out}"
+    tail -n 5 /tmp/bench.err ;;
+final)  # (carry .wmlx/part_ab .devdata/architecture.json .devdata/protein_*.npz) after `stage` with
+    # the kernels of an earlier lease and `deps`: speed rows of the code as it stands
+    cat /tmp/w/part_aa .wmlx/part_ab > /tmp/w/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site \
+        /tmp/w/mlx-0.32.4-*.whl /tmp/w/mlx_cuda_13-*.whl || exit 1
+    A="--architecture $D/architecture.json"
+    bench speed mlx $A --features $D/protein_100.npz $D/protein_384.npz
+    bench speed mlx $A --precision bfloat16 --features $D/protein_100.npz $D/protein_384.npz
+    bench speed mlx $A --repeats 1 --chunk-size 128 --features $D/protein_384.npz
     tail -n 5 /tmp/bench.err ;;
 screen)
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site .whlboto/*.whl || exit 1

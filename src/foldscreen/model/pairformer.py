@@ -12,7 +12,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-from .primitives import Attention, LayerNorm, Linear, tracing
+from .primitives import Attention, InFlight, LayerNorm, Linear, tracing
 from .transition import Transition
 from .triangle import TriangleAttention, TriangleMultiplicationIncoming, TriangleMultiplicationOutgoing
 
@@ -153,10 +153,11 @@ class PairFormerStack(nn.Module):
         are parts of the graph).
         """
         if compiled:
-            run = self.compiled_block()
+            run, queue = self.compiled_block(), InFlight()
             with tracing():
                 for block in self.blocks:
                     s, z = run(block.parameters(), s, z, single_mask, pair_mask, chunk_size)
+                    queue.push(s, z)
             return s, z
         for block in self.blocks:
             s, z = block(s, z, single_mask, pair_mask, chunk_size)

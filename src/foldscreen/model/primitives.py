@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import math
@@ -94,6 +95,22 @@ class Attention(nn.Module):
         if "linear_g" in self:
             o = o * mx.sigmoid(self.linear_g(q_x)).reshape(o.shape)
         return self.linear_o(o.reshape(*o.shape[:-2], -1))
+
+
+class InFlight:
+    """Queues evaluations so that the host builds the next while the device runs this one, but
+    runs at most `depth` ahead: without CUDA graphs MLX's host outruns the GPU, and every queued
+    step holds its buffers (65 GiB at 384 tokens with the queue unbounded)."""
+
+    def __init__(self, depth: int = 2) -> None:
+        self.depth = depth
+        self.queued: collections.deque[tuple[mx.array, ...]] = collections.deque()
+
+    def push(self, *arrays: mx.array) -> None:
+        mx.async_eval(*arrays)
+        self.queued.append(arrays)
+        if len(self.queued) > self.depth:
+            mx.eval(*self.queued.popleft())
 
 
 _TRACING = contextvars.ContextVar("tracing", default=False)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .atom_attention import Batch
 from .diffusion import DiffusionModule
-from .primitives import chunked
+from .primitives import InFlight, chunked
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,7 @@ class SampleDiffusion:
         # The step sizes as float32 scalars computed here: no device round trip within the loop.
         levels = np.array(schedule)
         x = float(levels[0]) * draws.initial(shape)
+        queue = InFlight()
         for step in range(len(levels) - 1):
             c_previous, c = levels[step], levels[step + 1]
             draw = draws.step(step, shape)
@@ -195,7 +196,7 @@ class SampleDiffusion:
                                  broadcast=[mx.array(t)])
             x = take_step(x_noisy, x_denoised, mx.array(t),
                           mx.array(np.float32(self.step_scale) * (c - t)))
-            mx.async_eval(x)  # the next step is built while this one runs
+            queue.push(x)  # the next step is built while this one runs
         mx.eval(x)
         return x
 
