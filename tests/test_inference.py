@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -202,3 +203,17 @@ def test_featurising_ahead_and_batching_give_the_same_predictions(screen, tmp_pa
         alone, batched = (cif_coordinates(structures[run][seed]) for run in ("alone", "batched"))
         assert np.abs(alone - batched).max() <= 2e-3  # mmCIF keeps 3 decimals
     np.testing.assert_allclose(scores["batched"], scores["alone"], atol=1e-4)
+
+
+def test_cuda_settings_set_mlx_s_environment_unless_the_user_has(monkeypatch, tmp_path):
+    from foldscreen.inference.mlx_backend import cuda_settings
+
+    monkeypatch.delenv("MLX_PTX_CACHE_DIR", raising=False)
+    monkeypatch.delenv("MLX_USE_CUDA_GRAPHS", raising=False)
+    cuda_settings(InferenceSettings(kernel_cache=str(tmp_path / "kernels")))
+    assert os.environ["MLX_PTX_CACHE_DIR"] == str((tmp_path / "kernels").resolve())
+    assert "MLX_USE_CUDA_GRAPHS" not in os.environ  # graphs stay on by default
+    monkeypatch.setenv("MLX_PTX_CACHE_DIR", "/users/own")
+    cuda_settings(InferenceSettings(kernel_cache="other", cuda_graphs=False))
+    assert os.environ["MLX_PTX_CACHE_DIR"] == "/users/own"
+    assert os.environ["MLX_USE_CUDA_GRAPHS"] == "0"

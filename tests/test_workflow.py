@@ -96,11 +96,13 @@ def test_finished_screen_reruns_nothing(finished_screen):
 
 
 def test_runtime_settings_rerun_nothing_while_samples_rerun_inference(finished_screen, tmp_path):
-    """threads, device, model_chunk_size, featurise_workers change how inference runs, not its outputs."""
+    """threads, device, model_chunk_size, featurise_workers, the CUDA settings change how inference
+    runs, not its outputs."""
     folder = tmp_path / "moved"
     shutil.copytree(finished_screen, folder, symlinks=True)  # keeps times and Snakemake's records
     config = yaml.safe_load((folder / "config.yaml").read_text())
-    config["inference"].update(threads=2, device="cuda", model_chunk_size=64, featurise_workers=1)
+    config["inference"].update(threads=2, device="cuda", model_chunk_size=64, featurise_workers=1,
+                               kernel_cache="elsewhere", cuda_graphs=False)
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     dry = run_snakemake(folder, "-n")
     assert "Nothing to be done" in dry.stdout, dry.stdout

@@ -64,6 +64,8 @@ final)  # (carry .wmlx/part_ab .devdata/architecture.json .devdata/protein_*.npz
         /tmp/w/mlx-0.32.4-*.whl /tmp/w/mlx_cuda_13-*.whl || exit 1
     A="--architecture $D/architecture.json"
     bench speed mlx $A --features $D/protein_100.npz $D/protein_384.npz
+    export MLX_USE_CUDA_GRAPHS=0  # inference.cuda_graphs: false
+    bench speed mlx $A --features $D/protein_100.npz $D/protein_384.npz
     bench speed mlx $A --precision bfloat16 --features $D/protein_100.npz $D/protein_384.npz
     bench speed mlx $A --repeats 1 --chunk-size 128 --features $D/protein_384.npz
     tail -n 5 /tmp/bench.err ;;

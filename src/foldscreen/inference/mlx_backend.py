@@ -15,17 +15,28 @@ GPU_BATCH_TOKENS = 1536
 """Padded tokens per forward pass by default on a GPU, where small tasks are launch-bound."""
 
 
+def cuda_settings(settings: InferenceSettings) -> None:
+    """The environment of MLX's CUDA backend (other backends do not read it); what the user's
+    environment sets wins.
+
+    `kernel_cache`: the folder of the kernels MLX builds on first use (MLX_PTX_CACHE_DIR).
+    `cuda_graphs: false` launches kernels one by one (MLX_USE_CUDA_GRAPHS=0): on an H200 a task
+    ran 25-35% faster (50% at 100 tokens), but its peak memory was 2-5x (benchmarks/RESULTS.md).
+    """
+    if settings.kernel_cache:  # MLX makes the folder when it first writes there
+        os.environ.setdefault("MLX_PTX_CACHE_DIR", str(Path(settings.kernel_cache).resolve()))
+    if not settings.cuda_graphs:
+        os.environ.setdefault("MLX_USE_CUDA_GRAPHS", "0")
+
+
 class MlxBackend(Backend):
     name = "mlx"
 
     def __init__(self, settings: InferenceSettings, config: Any) -> None:
         super().__init__(settings, config)
+        cuda_settings(settings)  # before MLX's first use of the GPU, which reads them
         import mlx.core as mx
 
-        if settings.kernel_cache and mx.default_device() == mx.gpu and not mx.metal.is_available():
-            # read by MLX's CUDA backend when it builds its first kernel (none built yet)
-            Path(settings.kernel_cache).mkdir(parents=True, exist_ok=True)
-            os.environ.setdefault("MLX_PTX_CACHE_DIR", str(Path(settings.kernel_cache).resolve()))
         from ..model import blas
         from ..model.openfold3 import OpenFold3
         from ..model.weights import load_state, load_weights, module_state

@@ -24,6 +24,7 @@ class InferenceSettings:
     featurise_workers: int | None = None
     batch_tokens: int | None = None
     kernel_cache: str | None = None
+    cuda_graphs: bool = True
     threads: int = 2
     device: str = "cpu"
 
@@ -40,7 +41,7 @@ class InferenceSettings:
         """What a task's files depend on (not seeds, threads, device or chunking); kept with each task."""
         fields = asdict(self)
         for name in ("seeds", "threads", "device", "model_chunk_size", "featurise_workers",
-                     "batch_tokens", "kernel_cache"):
+                     "batch_tokens", "kernel_cache", "cuda_graphs"):
             fields.pop(name)
         if not self.demo:
             stat = Path(self.weights).stat()
