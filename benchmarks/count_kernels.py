@@ -43,7 +43,7 @@ def primitives(*outputs: object) -> collections.Counter:
 def summary(counts: collections.Counter) -> dict:
     kernels = {name: n for name, n in counts.items() if name not in VIEWS}
     return {"kernels": sum(kernels.values()), "views": sum(counts.values()) - sum(kernels.values()),
-            "by_primitive": dict(sorted(kernels.items(), key=lambda item: -item[1])[:40])}
+            "by_primitive": dict(sorted(kernels.items(), key=lambda item: -item[1])[:12])}
 
 
 def main() -> None:
