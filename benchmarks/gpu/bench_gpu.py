@@ -42,6 +42,16 @@ def load_features(path: Path) -> dict[str, Any]:
         return {key: torch.from_numpy(saved[key]) for key in saved.files if not key.startswith("atoms.")}
 
 
+def padded_features(path: Path) -> dict[str, Any]:
+    """A features file as the MLX batch a compiled model runs: padded to its size bucket."""
+    from foldscreen.model.batch import to_mlx_batch
+    from foldscreen.model.buckets import atom_bucket, stack_batches, token_bucket
+
+    batch = to_mlx_batch(load_features(path))
+    n_token, n_atom = batch["token_mask"].shape[-1], batch["atom_mask"].shape[-1]
+    return stack_batches([batch], (token_bucket(n_token), atom_bucket(n_atom)))
+
+
 def config(args: argparse.Namespace, backend: str) -> Any:
     """OpenFold3's config, or for MLX the architecture saved in `--architecture` (no OpenFold3)."""
     if backend == "mlx" and args.architecture and args.architecture.is_file():
@@ -263,7 +273,10 @@ def screen(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     # in order of size, as the plan orders a screen's chunks: each size bucket's graph is traced
     # (and its kernels built) once, and its groups fill as they go
-    by_size = sorted(args.features, key=lambda path: np.load(path)["token_mask"].shape[-1])
+    def tokens(path: Path) -> int:
+        with np.load(path) as saved:
+            return saved["token_mask"].shape[-1]
+    by_size = sorted(args.features, key=tokens)
     screen_tasks = [screen_task(path, out) for path in by_size]
 
     def within_budget():  # stop taking tasks after --budget-s; those taken finish

@@ -16,9 +16,7 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
-import foldscreen.model  # noqa: F401
+from bench_gpu import padded_features
 
 
 def timed(fn, repeats: int) -> float:
@@ -43,21 +41,14 @@ def main() -> None:
 
     import ml_collections
     import mlx.core as mx
-    import torch
 
-    from foldscreen.model.batch import to_mlx_batch
-    from foldscreen.model.buckets import atom_bucket, stack_batches, token_bucket
     from foldscreen.model.openfold3 import OpenFold3
 
     arch = ml_collections.ConfigDict(json.loads(args.architecture.read_text()))
     arch.shared.diffusion.no_full_rollout_samples = 5
     model = OpenFold3(arch, compiled=True)
     mx.eval(model.parameters())
-    with np.load(args.features) as saved:
-        batch = to_mlx_batch({k: torch.from_numpy(saved[k]) for k in saved.files
-                              if not k.startswith("atoms.")})
-    n_token, n_atom = batch["token_mask"].shape[-1], batch["atom_mask"].shape[-1]
-    batch = stack_batches([batch], (token_bucket(n_token), atom_bucket(n_atom)))
+    batch = padded_features(args.features)
     n, n_atom = batch["token_mask"].shape[-1], batch["atom_mask"].shape[-1]
     row: dict = {"features": args.features.name, "tokens": n, "atoms": n_atom}
 

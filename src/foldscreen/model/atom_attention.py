@@ -124,6 +124,12 @@ def adaptive(ada: AdaLN) -> list[tuple[mx.array, nn.Linear]]:
     return [(ada.layer_norm_s.weight, ada.linear_g), (ada.layer_norm_s.weight, ada.linear_s)]
 
 
+def scale_shift_gate(normed: list[mx.array], raw: list[mx.array],
+                     windows: AtomWindows | None = None) -> list[mx.array]:
+    """(norm scale, norm shift, output gate) from the projections of s (`adaptive` and a gate)."""
+    return [mx.sigmoid(normed[0]), normed[1], mx.sigmoid(raw[0])]
+
+
 class ConditionedTransitionBlock(nn.Module):
     """SwiGLU transition with adaptive layer norm and adaLN-zero gate (AF3 Algorithm 25)."""
 
@@ -138,11 +144,7 @@ class ConditionedTransitionBlock(nn.Module):
         """The linear layers of s: those after its layer norm (with the norm's scale), the rest."""
         return adaptive(self.layer_norm), [self.linear_g]
 
-    @staticmethod
-    def condition(normed: list[mx.array], raw: list[mx.array],
-                  windows: AtomWindows | None = None) -> list[mx.array]:
-        """(norm scale, norm shift, output gate) from the projections of s."""
-        return [mx.sigmoid(normed[0]), normed[1], mx.sigmoid(raw[0])]
+    condition = staticmethod(scale_shift_gate)
 
     def weights(self) -> list[mx.array]:
         """The SwiGLU's two projections as one matrix."""
@@ -232,11 +234,7 @@ class DiffusionAttentionPairBias(nn.Module):
         """The linear layers of s: those after its layer norm (with the norm's scale), the rest."""
         return adaptive(self.layer_norm_a), [self.linear_ada_out]
 
-    @staticmethod
-    def condition(normed: list[mx.array], raw: list[mx.array],
-                  windows: AtomWindows | None = None) -> list[mx.array]:
-        """(norm scale, norm shift, output gate) from the projections of s."""
-        return [mx.sigmoid(normed[0]), normed[1], mx.sigmoid(raw[0])]
+    condition = staticmethod(scale_shift_gate)
 
     def weights(self) -> list[mx.array]:
         """The projections q (its scale folded in), k, v and the gate as one matrix and bias."""

@@ -1,6 +1,6 @@
 """How many kernels a compiled denoising step and a compiled PairFormer block launch.
 
-    python benchmarks/count_kernels.py --features .devdata/protein_100.npz [--samples 5]
+    python benchmarks/gpu/count_kernels.py --features .devdata/protein_100.npz [--samples 5]
 
 On a GPU the port is bound by per-kernel overhead, not arithmetic, so the number of kernels of
 the two graphs that run most often (200 denoising steps and 4 x 48 PairFormer blocks per task)
@@ -22,9 +22,7 @@ import re
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-import foldscreen.model  # noqa: F401  (first: routes MLX's CPU BLAS where there is no GPU)
+from bench_gpu import padded_features
 
 VIEWS = {"Broadcast", "Reshape", "Transpose", "Slice", "ExpandDims", "Squeeze", "StopGradient",
          "Depends", "AsStrided", "Split", "Flatten", "Unflatten"}
@@ -53,24 +51,17 @@ def main() -> None:
     args = parser.parse_args()
 
     import mlx.core as mx
-    import torch
 
     mx.fast.layer_norm = lambda x, weight, bias, eps: mx.cumsum(x, axis=-1)  # one GPU kernel
 
     from foldscreen.inference.model_config import model_config
     from foldscreen.inference.settings import InferenceSettings
-    from foldscreen.model.batch import to_mlx_batch
-    from foldscreen.model.buckets import atom_bucket, stack_batches, token_bucket
     from foldscreen.model.openfold3 import OpenFold3
 
     settings = InferenceSettings(backend="mlx", device="cpu", weights="released", samples=args.samples)
     model = OpenFold3(model_config(settings).architecture, compiled=True)
     mx.eval(model.parameters())
-    with np.load(args.features) as saved:
-        batch = to_mlx_batch({key: torch.from_numpy(saved[key]) for key in saved.files
-                              if not key.startswith("atoms.")})
-    n_token, n_atom = batch["token_mask"].shape[-1], batch["atom_mask"].shape[-1]
-    batch = stack_batches([batch], (token_bucket(n_token), atom_bucket(n_atom)))
+    batch = padded_features(args.features)
     n_token, n_atom = batch["token_mask"].shape[-1], batch["atom_mask"].shape[-1]
     c_s, c_z = model.layer_norm_s.weight.shape[0], model.layer_norm_z.weight.shape[0]
     c_s_input = model.input_embedder.linear_s.weight.shape[1] if hasattr(
