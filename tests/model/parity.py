@@ -52,10 +52,17 @@ def mask(*shape: int, seed: int = 0, p_masked: float = 0.2) -> tuple[torch.Tenso
     return torch.from_numpy(array.copy()), mx.array(array)
 
 
-def relative_error(mlx_out: mx.array, torch_out: torch.Tensor) -> float:
+def relative_error(mlx_out: mx.array, torch_out: torch.Tensor, keep=None) -> float:
+    """||ours - OpenFold3's|| / ||OpenFold3's||, over the entries `keep` marks (its axes lead
+    the outputs'): a masked token's outputs are meaningless in both, and need not agree."""
     reference = torch_out.detach().double().numpy()
-    difference = np.asarray(mlx_out, dtype=np.float64) - reference
-    return float(np.linalg.norm(difference) / np.linalg.norm(reference))
+    ours = np.asarray(mlx_out, dtype=np.float64)
+    if keep is not None:
+        keep = np.asarray(keep, dtype=np.float64) > 0
+        keep = np.broadcast_to(keep.reshape(keep.shape + (1,) * (reference.ndim - keep.ndim)),
+                               reference.shape)
+        reference, ours = reference[keep], ours[keep]
+    return float(np.linalg.norm(ours - reference) / np.linalg.norm(reference))
 
 
 def featurised_batch(folder: Path, sequences: dict[str, str], ligand_smiles: str | None = None,

@@ -83,21 +83,27 @@ class TriangleAttention(nn.Module):
         self.linear_z = Linear(c_in, no_heads, bias=False)
         self.mha = Attention(c_in, c_in, c_in, c_hidden, no_heads, gating=True)
 
-    def _rows(self, x: mx.array, mask: mx.array, triangle_bias: mx.array) -> mx.array:
-        """x: [*, I, J, C], mask: [*, I, J, 1], triangle_bias: [*, 1, H, J, J]."""
-        mask_bias = (self.inf * (mask[..., 0] - 1))[..., :, None, None, :]  # [*, I, 1, 1, J]
-        return self.mha(x, x, [mask_bias, triangle_bias])
+    def _rows(self, x: mx.array, bias: mx.array) -> mx.array:
+        """x: [*, I, J, C], bias: [*, 1, H, J, J] (the triangle bias and the key mask)."""
+        return self.mha(x, x, [bias])
 
     def __call__(self, z: mx.array, mask: mx.array | None = None,
                  chunk_size: int | None = None) -> mx.array:
-        """z: [*, N, N, C_in], mask: [*, N, N] -> the update [*, N, N, C_in]."""
+        """z: [*, N, N, C_in], mask: [*, N, N] -> the update [*, N, N, C_in].
+
+        The mask is the outer product of a token mask (as OpenFold3 builds the pair mask), so
+        the keys a row may attend are the same for every unmasked row: the key mask joins the
+        triangle bias as one [*, H, J, J] bias, not a bias as large as the scores. A masked
+        row's output (OpenFold3's is as meaningless) then differs from OpenFold3's; nothing
+        unmasked ever reads it.
+        """
         if mask is None:
             mask = mx.ones(z.shape[:-1], dtype=z.dtype)
         x = self.layer_norm(z)
         triangle_bias = mx.moveaxis(self.linear_z(x), -1, -3)  # b_ij: [*, H, I, J]
         if not self.starting:
             x, mask = mx.swapaxes(x, -2, -3), mx.swapaxes(mask, -1, -2)
-        triangle_bias = triangle_bias[..., None, :, :, :]
-        x = chunked(self._rows, [x, mask[..., None]], chunk_size, axis=-3,
-                    broadcast=[triangle_bias])
+        key_mask = mx.max(mask, axis=-2)  # [*, J]: the keys of every unmasked row
+        bias = triangle_bias + (self.inf * (key_mask - 1))[..., None, None, :]
+        x = chunked(self._rows, [x], chunk_size, axis=-3, broadcast=[bias[..., None, :, :, :]])
         return x if self.starting else mx.swapaxes(x, -2, -3)
