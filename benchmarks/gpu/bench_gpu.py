@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -251,7 +252,48 @@ def screen_task(path: Path, out: Path) -> tuple[Any, Callable[[], dict]]:
     return Task(name, 1, folder, "bench", tasks.staging_dir(folder)), get
 
 
+def tokens(path: Path) -> int:
+    with np.load(path) as saved:
+        return saved["token_mask"].shape[-1]
+
+
+def featurise_seconds(paths: list[Path]) -> float:
+    """What featurising these queries took on the CPU machine (`make_screen.py`)."""
+    here = json.loads((paths[0].parent / "featurise_s.json").read_text())
+    return round(sum(here[path.stem] for path in paths), 1)
+
+
 def screen(args: argparse.Namespace) -> None:
+    (screen_openfold3 if args.framework == "openfold3" else screen_mlx)(args)
+
+
+def screen_openfold3(args: argparse.Namespace) -> None:
+    """OpenFold3 called once per query, on a sample of the screen's queries (`--features`: all
+    200 would take most of an hour): each timed once after a warm-up, and the whole screen's
+    model time (every query of `featurise_s.json`, named `screen_<index>_<residues>`) estimated
+    from a line fitted to time against tokens."""
+    prepare, device = openfold3_runner(args)
+    picks = sorted(args.features, key=tokens)
+    prepare(load_features(picks[0]))()
+    sizes, times = [tokens(path) for path in picks], []
+    for path in picks:
+        run = prepare(load_features(path))
+        started = time.perf_counter()
+        run()
+        times.append(round(time.perf_counter() - started, 3))
+    slope, intercept = np.polyfit(sizes, times, 1)
+    featurised = json.loads((picks[0].parent / "featurise_s.json").read_text())
+    model_s = float(sum(intercept + slope * int(name.rsplit("_", 1)[1]) for name in featurised))
+    featurise_s = round(sum(featurised.values()), 1)
+    emit(args, {"kind": "screen", "queries": len(featurised), "sampled_tokens": sizes,
+                "times_s": times, "fit_s": [round(float(intercept), 3), round(float(slope), 5)],
+                "model_s_estimated": round(model_s, 1), "featurise_s_on_cpu_machine": featurise_s,
+                "queries_per_hour": round(3600 * len(featurised) / (model_s + featurise_s)),
+                "queries_per_hour_model_only": round(3600 * len(featurised) / model_s),
+                "peak_gib": peak_gib("openfold3"), "device": device})
+
+
+def screen_mlx(args: argparse.Namespace) -> None:
     """The screen through the inference stage's task loop: batched, files written behind."""
     import tempfile
 
@@ -261,10 +303,21 @@ def screen(args: argparse.Namespace) -> None:
     from foldscreen.inference.run import predict_tasks
     from foldscreen.inference.settings import InferenceSettings
 
+    passes: list[dict[str, Any]] = []
+
     class RandomWeights(MlxBackend):
         def __init__(self, settings: InferenceSettings) -> None:
             Backend.__init__(self, settings, model_config(settings))
             self.model, self._openblas = mlx_model(args, settings.precision), False
+
+        def forward_many(self, batches: list[dict[str, Any]]) -> list:
+            started = time.perf_counter()
+            results = super().forward_many(batches)
+            passes.append({"tasks": len(batches), "s": round(time.perf_counter() - started, 2),
+                           "tokens": max(int(b["token_mask"].shape[-1]) for b in batches),
+                           "atoms": max(int(b["atom_mask"].shape[-1]) for b in batches)})
+            print(json.dumps(passes[-1]), file=sys.stderr, flush=True)
+            return results
 
     settings = InferenceSettings(weights="random", samples=args.samples, precision=args.precision,
                                  batch_tokens=args.batch_tokens, model_chunk_size=args.chunk_size)
@@ -272,12 +325,8 @@ def screen(args: argparse.Namespace) -> None:
     out = Path(tempfile.mkdtemp())
     started = time.perf_counter()
     # in order of size, as the plan orders a screen's chunks: each size bucket's graph is traced
-    # (and its kernels built) once, and its groups fill as they go
-    def tokens(path: Path) -> int:
-        with np.load(path) as saved:
-            return saved["token_mask"].shape[-1]
-    by_size = sorted(args.features, key=tokens)
-    screen_tasks = [screen_task(path, out) for path in by_size]
+    # once, and its groups fill as they go
+    screen_tasks = [screen_task(path, out) for path in sorted(args.features, key=tokens)]
 
     def within_budget():  # stop taking tasks after --budget-s; those taken finish
         for task in screen_tasks:
@@ -287,7 +336,7 @@ def screen(args: argparse.Namespace) -> None:
     outcomes = [outcome for _, outcome in predict_tasks(backend, within_budget())]
     wall = time.perf_counter() - started
     records = [r for r in outcomes if isinstance(r, dict)]
-    here = json.loads((args.features[0].parent / "featurise_s.json").read_text())
+    done = [path for path in args.features if path.stem in {r["query_id"] for r in records}]
     timing = lambda key: round(sum(r["timings"][key] for r in records), 1)  # noqa: E731
     emit(args, {"kind": "screen", "queries": len(args.features), "done": len(records),
                 "failed": len(outcomes) - len(records),
@@ -295,8 +344,9 @@ def screen(args: argparse.Namespace) -> None:
                 "model_s": timing("model_s"), "write_s": timing("write_s"), "load_s": timing("featurise_s"),
                 "model_busy": round(timing("model_s") / wall, 3),
                 "batched_with": statistics.mean(r["batched_with"] for r in records),
-                "featurise_s_on_cpu_machine": round(sum(here[r["query_id"]] for r in records), 1),
-                "batch_tokens": args.batch_tokens, "device": backend.device})
+                "passes": len(passes), "shapes": len({(p["tasks"], p["tokens"], p["atoms"]) for p in passes}),
+                "featurise_s_on_cpu_machine": featurise_seconds(done) if done else None,
+                "batch_tokens": args.batch_tokens, "device": backend.device, "peak_gib": peak_gib("mlx")})
 
 
 def emit(args: argparse.Namespace, row: dict[str, Any]) -> None:

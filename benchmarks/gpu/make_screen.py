@@ -7,6 +7,11 @@ Each query becomes one compressed `.npz`: the feature tensors, plus the featuris
 as plain arrays (`atoms.<annotation>`, `atoms.coord`, `atoms.bonds`), so that the GPU machine
 (no RDKit) can rebuild it with biotite and write the real output files. The featurisation time
 of every query is written to `featurise_s.json` beside them.
+
+    python benchmarks/gpu/make_screen.py --out .devdata/screen --sample 10
+
+copies ten of them, spread evenly over the sizes, with `featurise_s.json`, to
+`.devdata/screen_sample` (OpenFold3's once-per-query rate is measured on those).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -38,11 +44,24 @@ def atom_arrays(atoms) -> dict[str, np.ndarray]:
     return arrays
 
 
+def sample(screen: Path, count: int) -> None:
+    """`count` queries of the screen, evenly spread over its sizes, copied beside it."""
+    by_size = sorted(screen.glob("screen_*.npz"), key=lambda path: int(path.stem.rsplit("_", 1)[1]))
+    folder = screen.parent / "screen_sample"
+    folder.mkdir(exist_ok=True)
+    for i in range(count):
+        shutil.copy(by_size[round(i * (len(by_size) - 1) / (count - 1))], folder)
+    shutil.copy(screen / "featurise_s.json", folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(".devdata/screen"))
     parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--sample", type=int, default=None, help="copy this many made queries")
     args = parser.parse_args()
+    if args.sample:
+        return sample(args.out, args.sample)
     args.out.mkdir(parents=True, exist_ok=True)
     silence_known_warnings()
     seconds = {}

@@ -2,14 +2,16 @@
 # One lease of the lent GPU (see docs/DEVELOPING.md for how the wheels travel), in steps sent
 # back to back so the machine stays warm between them (it keeps files about 30 s after a call):
 #   stage    (carry .wmlx/part_aa .wmlx/mlx-0.32.4-*.whl)  keep the first half of mlx-cuda-13
-#   deps     (carry .whl .devdata)  install OpenFold3's model dependencies; its speed rows
+#   deps     (carry .whl and the features)  install OpenFold3's model dependencies; its speed
+#            rows; with .devdata/screen_sample, its screen rate (once per query, ten queries)
 #   mlx      (carry .wmlx/part_ab .devdata)  rejoin and install MLX; its speed rows (the first
 #            with a fresh machine's kernel builds), without CUDA graphs; each part timed alone;
 #            the built kernels come back as mlx_kernels.tar.gz
 #   final    (carry .wmlx/part_ab and the features) speed rows of the code as it stands, after
 #            `stage` (carrying .devdata/kernels/mlx_kernels.tar.gz: no kernel builds) and `deps`
-#   screen   (carry .whlboto .devdata)  the 200-query screen through the inference task loop
-#            (OpenFold3's output writer imports boto3: its wheels travel in this call)
+#   screen   (carry .whlboto .devdata/screen .devdata/architecture.json)  the 200-query screen
+#            through the inference task loop (OpenFold3's output writer imports boto3: its wheels
+#            travel in this call); every forward pass's shape and time to screen_passes.jsonl
 #   memory   (carry .devdata)  model chunks at 384 and 1,000 tokens: peak and time; bfloat16
 #            against float32 on ten featurised queries
 # Each later step needs the earlier ones' installs (/tmp/site stays while the machine is warm).
@@ -35,6 +37,8 @@ stage)
 deps)  # OpenFold3's predict preset: the reference rows of this lease
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site .whl/*.whl || exit 1
     bench speed openfold3 --features $D/protein_100.npz $D/protein_384.npz
+    # once per query on ten of the screen's queries (carry .devdata/screen_sample: make_screen.py --sample 10)
+    [ -d $D/screen_sample ] && bench screen openfold3 --features $D/screen_sample/*.npz
     tail -n 5 /tmp/bench.err ;;
 mlx)  # MLX's speed rows: a fresh machine's first call, then without CUDA graphs; parts profiled
     cat /tmp/w/part_aa .wmlx/part_ab > /tmp/w/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl
@@ -64,16 +68,12 @@ final)  # (carry .wmlx/part_ab .devdata/architecture.json .devdata/protein_*.npz
         /tmp/w/mlx-0.32.4-*.whl /tmp/w/mlx_cuda_13-*.whl || exit 1
     A="--architecture $D/architecture.json"
     bench speed mlx $A --features $D/protein_100.npz $D/protein_384.npz
-    export MLX_USE_CUDA_GRAPHS=0  # inference.cuda_graphs: false
-    bench speed mlx $A --features $D/protein_100.npz $D/protein_384.npz
-    bench speed mlx $A --precision bfloat16 --features $D/protein_100.npz $D/protein_384.npz
+    MLX_MAX_MB_PER_BUFFER=200 bench speed mlx $A --features $D/protein_384.npz
     bench speed mlx $A --repeats 1 --chunk-size 128 --features $D/protein_384.npz
-    tail -n 5 /tmp/bench.err ;;
-screen)
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site .whlboto/*.whl || exit 1
-    nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 250 > "${OUT:-/tmp/out}/gpu_busy.csv" & smi=$!
-    bench screen mlx --architecture $D/architecture.json --budget-s ${BUDGET:-240} --features $D/screen/*.npz
-    kill $smi 2>/dev/null
+    bench speed mlx $A --precision bfloat16 --features $D/protein_100.npz $D/protein_384.npz
+    bench speed mlx $A --precision bfloat16 --repeats 1 --features $D/protein_1000.npz
+    MLX_USE_CUDA_GRAPHS=0 bench speed mlx $A --precision bfloat16 --features $D/protein_100.npz $D/protein_384.npz
+    tar -czf "${OUT:-/tmp/out}/mlx_kernels.tar.gz" -C /tmp mlx_kernels
     tail -n 5 /tmp/bench.err ;;
 memory)  # model chunks at 384 and 1,000 tokens: peak and time; then bfloat16 against float32
     A="--architecture $D/architecture.json"
