@@ -343,7 +343,7 @@ def screen_mlx(args: argparse.Namespace) -> None:
                 "wall_s": round(wall, 1), "queries_per_hour": round(3600 * len(records) / wall),
                 "model_s": timing("model_s"), "write_s": timing("write_s"), "load_s": timing("featurise_s"),
                 "model_busy": round(timing("model_s") / wall, 3),
-                "batched_with": statistics.mean(r["batched_with"] for r in records),
+                "batched_with": statistics.mean(r["batched_with"] for r in records) if records else None,
                 "passes": len(passes), "shapes": len({(p["tasks"], p["tokens"], p["atoms"]) for p in passes}),
                 "featurise_s_on_cpu_machine": featurise_seconds(done) if done else None,
                 "batch_tokens": args.batch_tokens, "device": backend.device, "peak_gib": peak_gib("mlx")})

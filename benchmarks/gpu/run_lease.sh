@@ -36,6 +36,7 @@ stage)
     which nsys ncu nvcc; nproc; python3 -c "import torch; print(torch.__version__)" ;;
 deps)  # OpenFold3's predict preset: the reference rows of this lease
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site .whl/*.whl || exit 1
+    [ -f $D/protein_100.npz ] || exit 0  # (installs only)
     bench speed openfold3 --features $D/protein_100.npz $D/protein_384.npz
     # once per query on ten of the screen's queries (carry .devdata/screen_sample: make_screen.py --sample 10)
     [ -d $D/screen_sample ] && bench screen openfold3 --features $D/screen_sample/*.npz
@@ -74,6 +75,20 @@ final)  # (carry .wmlx/part_ab .devdata/architecture.json .devdata/protein_*.npz
     bench speed mlx $A --precision bfloat16 --repeats 1 --features $D/protein_1000.npz
     MLX_USE_CUDA_GRAPHS=0 bench speed mlx $A --precision bfloat16 --features $D/protein_100.npz $D/protein_384.npz
     tar -czf "${OUT:-/tmp/out}/mlx_kernels.tar.gz" -C /tmp mlx_kernels
+    tail -n 5 /tmp/bench.err ;;
+screen)
+    [ -d .whlboto ] && { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site .whlboto/*.whl || exit 1; }
+    [ -d .wmlx ] && { cat /tmp/w/part_aa .wmlx/part_ab > /tmp/w/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site \
+            /tmp/w/mlx-0.32.4-*.whl /tmp/w/mlx_cuda_13-*.whl || exit 1; }
+    [ -d $D/screen ] || exit 0  # (installs only: a fresh machine's call that could not also carry the screen)
+    nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 250 > "${OUT:-/tmp/out}/gpu_busy.csv" & smi=$!
+    # PART=even|odd: half the screen per call (one call cannot hold it all), as two jobs would
+    case ${PART:-all} in even) F="$D/screen/screen_??[02468]_*.npz" ;; odd) F="$D/screen/screen_??[13579]_*.npz" ;;
+        *) F="$D/screen/*.npz" ;; esac
+    bench screen mlx --architecture $D/architecture.json --budget-s ${BUDGET:-inf} ${SCREEN_ARGS:-} --features $F
+    grep '^{"tasks"' /tmp/bench.err > "${OUT:-/tmp/out}/screen_passes.jsonl"
+    kill $smi 2>/dev/null
     tail -n 5 /tmp/bench.err ;;
 memory)  # model chunks at 384 and 1,000 tokens: peak and time; then bfloat16 against float32
     A="--architecture $D/architecture.json"
