@@ -77,7 +77,11 @@ final)  # (carry .wmlx/part_ab .devdata/architecture.json .devdata/protein_*.npz
     tar -czf "${OUT:-/tmp/out}/mlx_kernels.tar.gz" -C /tmp mlx_kernels
     tail -n 5 /tmp/bench.err ;;
 screen)
-    [ -d .whlboto ] && { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site .whlboto/*.whl || exit 1; }
+    # the output writer's imports: boto3 (.whlboto), pdbeccdutils and RDKit (.whlwriter), each
+    # carried in a call of its own where a call cannot hold them with the rest
+    for wheels in .whlboto .whlwriter; do
+        [ -d $wheels ] && { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site $wheels/*.whl || exit 1; }
+    done
     [ -d .wmlx ] && { cat /tmp/w/part_aa .wmlx/part_ab > /tmp/w/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site \
             /tmp/w/mlx-0.32.4-*.whl /tmp/w/mlx_cuda_13-*.whl || exit 1; }
