@@ -217,3 +217,24 @@ def test_cuda_settings_set_mlx_s_environment_unless_the_user_has(monkeypatch, tm
     cuda_settings(InferenceSettings(kernel_cache="other", cuda_graphs=False))
     assert os.environ["MLX_PTX_CACHE_DIR"] == "/users/own"
     assert os.environ["MLX_USE_CUDA_GRAPHS"] == "0"
+
+
+@pytest.mark.parametrize("device, threads, configured, expected", [
+    ("mlx gpu (CUDA, NVIDIA H200)", 8, None, 7),  # all but one of the job's threads
+    ("mlx gpu (Metal, Apple M3)", 1, None, 1),  # at least one
+    ("torch cuda (NVIDIA H200)", 4, None, 3),
+    ("mlx cpu (OpenBLAS)", 8, None, 0),  # the CPU featurises in turn, in the job's own process
+    ("mlx gpu (CUDA, NVIDIA H200)", 8, 2, 2),  # as configured
+])
+def test_featurise_workers_follow_the_device_and_the_jobs_threads(device, threads, configured, expected):
+    """Where a GPU predicts, OpenFold3's featuriser is the slower side (about 10 s per query on
+    a 2-core VM against 4-5 s on an H200): the job's threads featurise ahead."""
+    from foldscreen.inference.run import featurise_workers
+
+    class OnDevice:  # only the device's name is read; no GPU here
+        pass
+
+    backend = OnDevice()
+    backend.device = device
+    settings = InferenceSettings(threads=threads, featurise_workers=configured)
+    assert featurise_workers(settings, backend) == expected
