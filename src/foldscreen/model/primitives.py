@@ -56,7 +56,7 @@ def attention(q: mx.array, k: mx.array, v: mx.array, biases: Sequence[mx.array])
     the [..., H, Q, K] scores). In float32 a single bias is added by the matrix product itself
     (one operation, not two); several are added together with one pass over the scores.
     """
-    if q.dtype in (mx.bfloat16, mx.float16) and k.shape[:-2] == q.shape[:-2] == v.shape[:-2]:
+    if biases and q.dtype in (mx.bfloat16, mx.float16) and k.shape[:-2] == q.shape[:-2] == v.shape[:-2]:
         return fused_attention(q, k, v, sum(biases[1:], biases[0]).astype(q.dtype))
     k_t = mx.swapaxes(k, -1, -2)
     if len(biases) == 1:
