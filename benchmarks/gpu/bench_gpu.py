@@ -257,10 +257,9 @@ def tokens(path: Path) -> int:
         return saved["token_mask"].shape[-1]
 
 
-def featurise_seconds(paths: list[Path]) -> float:
-    """What featurising these queries took on the CPU machine (`make_screen.py`)."""
-    here = json.loads((paths[0].parent / "featurise_s.json").read_text())
-    return round(sum(here[path.stem] for path in paths), 1)
+def featurise_seconds(folder: Path) -> dict[str, float]:
+    """What featurising each query of the screen took on the CPU machine (`make_screen.py`)."""
+    return json.loads((folder / "featurise_s.json").read_text())
 
 
 def screen(args: argparse.Namespace) -> None:
@@ -282,7 +281,7 @@ def screen_openfold3(args: argparse.Namespace) -> None:
         run()
         times.append(round(time.perf_counter() - started, 3))
     slope, intercept = np.polyfit(sizes, times, 1)
-    featurised = json.loads((picks[0].parent / "featurise_s.json").read_text())
+    featurised = featurise_seconds(picks[0].parent)
     model_s = float(sum(intercept + slope * int(name.rsplit("_", 1)[1]) for name in featurised))
     featurise_s = round(sum(featurised.values()), 1)
     emit(args, {"kind": "screen", "queries": len(featurised), "sampled_tokens": sizes,
@@ -345,7 +344,8 @@ def screen_mlx(args: argparse.Namespace) -> None:
                 "model_busy": round(timing("model_s") / wall, 3),
                 "batched_with": statistics.mean(r["batched_with"] for r in records) if records else None,
                 "passes": len(passes), "shapes": len({(p["tasks"], p["tokens"], p["atoms"]) for p in passes}),
-                "featurise_s_on_cpu_machine": featurise_seconds(done) if done else None,
+                "featurise_s_on_cpu_machine": round(sum(featurise_seconds(done[0].parent)[path.stem]
+                                                        for path in done), 1) if done else None,
                 "batch_tokens": args.batch_tokens, "device": backend.device, "peak_gib": peak_gib("mlx")})
 
 

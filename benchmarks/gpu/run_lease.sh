@@ -26,6 +26,11 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 export MLX_PTX_CACHE_DIR=/tmp/mlx_kernels  # kept while the machine is warm
 (while sleep 10; do mkdir -p "${OUT:-/tmp/out}"; cp benchmarks/results/gpu.jsonl "${OUT:-/tmp/out}/gpu_$1.jsonl" 2>/dev/null; done) &
 bench() { python3 benchmarks/gpu/bench_gpu.py "$@" --lease "$lease" 2>>/tmp/bench.err; }
+wheels() { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site "$@"; }
+install_mlx() {  # the mlx-cuda-13 wheel rejoined from part_aa (staged) and part_ab (carried)
+    cat /tmp/w/part_aa .wmlx/part_ab > /tmp/w/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl
+    wheels /tmp/w/mlx-0.32.4-*.whl /tmp/w/mlx_cuda_13-*.whl
+}
 D=.devdata
 [ -f /tmp/best_env ] && . /tmp/best_env
 case $step in
@@ -35,16 +40,14 @@ stage)
     [ -f .devdata/kernels/mlx_kernels.tar.gz ] && tar -xzf .devdata/kernels/mlx_kernels.tar.gz -C /tmp && du -sh /tmp/mlx_kernels
     which nsys ncu nvcc; nproc; python3 -c "import torch; print(torch.__version__)" ;;
 deps)  # OpenFold3's predict preset: the reference rows of this lease
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site .whl/*.whl || exit 1
+    wheels .whl/*.whl || exit 1
     [ -f $D/protein_100.npz ] || exit 0  # (installs only)
     bench speed openfold3 --features $D/protein_100.npz $D/protein_384.npz
     # once per query on ten of the screen's queries (carry .devdata/screen_sample: make_screen.py --sample 10)
     [ -d $D/screen_sample ] && bench screen openfold3 --features $D/screen_sample/*.npz
     tail -n 5 /tmp/bench.err ;;
 mlx)  # MLX's speed rows: a fresh machine's first call, then without CUDA graphs; parts profiled
-    cat /tmp/w/part_aa .wmlx/part_ab > /tmp/w/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site \
-        /tmp/w/mlx-0.32.4-*.whl /tmp/w/mlx_cuda_13-*.whl || exit 1
+    install_mlx || exit 1
     A="--architecture $D/architecture.json"
     bench speed mlx $A --features $D/protein_100.npz $D/protein_384.npz
     MLX_USE_CUDA_GRAPHS=0 bench speed mlx $A --features $D/protein_100.npz $D/protein_384.npz
@@ -64,9 +67,7 @@ PY
     tail -n 5 /tmp/bench.err ;;
 final)  # (carry .wmlx/part_ab .devdata/architecture.json .devdata/protein_*.npz) after `stage` with
     # the kernels of an earlier lease and `deps`: speed rows of the code as it stands
-    cat /tmp/w/part_aa .wmlx/part_ab > /tmp/w/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site \
-        /tmp/w/mlx-0.32.4-*.whl /tmp/w/mlx_cuda_13-*.whl || exit 1
+    install_mlx || exit 1
     A="--architecture $D/architecture.json"
     bench speed mlx $A --features $D/protein_100.npz $D/protein_384.npz
     MLX_MAX_MB_PER_BUFFER=200 bench speed mlx $A --features $D/protein_384.npz
@@ -79,12 +80,10 @@ final)  # (carry .wmlx/part_ab .devdata/architecture.json .devdata/protein_*.npz
 screen)
     # the output writer's imports: boto3 (.whlboto), pdbeccdutils and RDKit (.whlwriter), each
     # carried in a call of its own where a call cannot hold them with the rest
-    for wheels in .whlboto .whlwriter; do
-        [ -d $wheels ] && { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site $wheels/*.whl || exit 1; }
+    for folder in .whlboto .whlwriter; do
+        [ -d $folder ] && { wheels $folder/*.whl || exit 1; }
     done
-    [ -d .wmlx ] && { cat /tmp/w/part_aa .wmlx/part_ab > /tmp/w/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl
-        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site \
-            /tmp/w/mlx-0.32.4-*.whl /tmp/w/mlx_cuda_13-*.whl || exit 1; }
+    [ -d .wmlx ] && { install_mlx || exit 1; }
     [ -d $D/screen ] || exit 0  # (installs only: a fresh machine's call that could not also carry the screen)
     nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 250 > "${OUT:-/tmp/out}/gpu_busy.csv" & smi=$!
     # PART=even|odd: half the screen per call (one call cannot hold it all), as two jobs would
