@@ -10,7 +10,9 @@ initialisation, MLX's for the port), then each features file runs `--warmups` ti
 `screen`: the MLX model through the inference stage's task loop (`predict_tasks`: tasks of one
 size bucket batched, files written behind the model) on the features of
 `benchmarks/gpu/make_screen.py`; queries per hour, with the featurisation time those queries
-took on the CPU machine beside it. `accuracy`: the MLX model with one set of random weights in
+took on the CPU machine beside it; with `--featurise-workers`, the queries are featurised on
+this machine from their sequences, in worker processes, as a chunk job featurises them.
+`featurise`: OpenFold3's featuriser on this machine, one query after another. `accuracy`: the MLX model with one set of random weights in
 float32 and in `--precision`, on the same features and seed: coordinate RMSD after
 superposition, pLDDT, PAE and ranking-score differences. One JSON line per features file and
 setting is appended to `--out` (benchmarks/results/gpu.jsonl).
@@ -23,6 +25,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -144,7 +147,11 @@ def peak_gib(framework: str) -> float:
 
 def speed(args: argparse.Namespace) -> None:
     prepare, device = (openfold3_runner if args.framework == "openfold3" else mlx_runner)(args)
-    for path in args.features:
+    for path, depth in ((path, depth) for path in args.features for depth in args.queue_depth or [None]):
+        if depth is not None:
+            from foldscreen.model import primitives
+
+            primitives.QUEUE_DEPTH = depth
         batch = load_features(path)
         run = prepare(batch)
         peak_reset(args.framework)
@@ -158,12 +165,24 @@ def speed(args: argparse.Namespace) -> None:
             started = time.perf_counter()
             run()
             times.append(round(time.perf_counter() - started, 3))
-        emit(args, {"kind": "speed", "features": path.name, "batch": args.batch,
+        if args.profile:
+            profile(run)
+        emit(args, {"kind": "speed", "features": path.name, "batch": args.batch, "queue_depth": depth,
                     "n_tokens": int(batch["token_mask"].shape[-1]),
                     "n_atoms": int(batch["atom_mask"].shape[-1]), "times_s": times,
                     "median_s": round(statistics.median(times), 3),
                     "first_s": None if first is None else round(first, 3),
                     "peak_gib": peak_gib(args.framework), "device": device})
+
+
+def profile(run: Callable[[], None]) -> None:
+    """One more run under cProfile: where the host's time goes (the top functions, to stderr)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(run)
+    pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(20)
 
 
 def kabsch_rmsd(x: np.ndarray, y: np.ndarray) -> float:
@@ -252,6 +271,21 @@ def screen_task(path: Path, out: Path) -> tuple[Any, Callable[[], dict]]:
     return Task(name, 1, folder, "bench", tasks.staging_dir(folder)), get
 
 
+def screen_job(path: Path, out: Path) -> tuple[Any, Any]:
+    """A task of the screen and its featurisation job, from the query's sequence (as
+    `make_screen.py` made it), with a single-sequence alignment written beside its folder."""
+    from make_features import protein, single_sequence_msas
+
+    from foldscreen.contracts import Chain
+    from foldscreen.inference.prefetch import FeaturiseJob
+
+    task, _ = screen_task(path, out)
+    index, residues = (int(part) for part in path.stem.split("_")[1:])
+    chains = (Chain("protein", ("A",), sequence=protein(residues, 1000 + index)),)
+    msas = single_sequence_msas(chains, Path(tempfile.mkdtemp()))
+    return task, FeaturiseJob(path.stem, chains, msas, {}, 1, task.staging)
+
+
 def tokens(path: Path) -> int:
     with np.load(path) as saved:
         return saved["token_mask"].shape[-1]
@@ -260,6 +294,25 @@ def tokens(path: Path) -> int:
 def featurise_seconds(folder: Path) -> dict[str, float]:
     """What featurising each query of the screen took on the CPU machine (`make_screen.py`)."""
     return json.loads((folder / "featurise_s.json").read_text())
+
+
+def featurise(args: argparse.Namespace) -> None:
+    """OpenFold3's featuriser on this machine, in this process, one query after another (as a
+    once-per-query OpenFold3 run pays it): seconds per query of the screen's `--features`, the
+    first (imports and caches, once per process) apart."""
+    from foldscreen.inference.featurise import silence_known_warnings
+    from foldscreen.inference.prefetch import featurise_job
+
+    silence_known_warnings()
+    out, picks, times = Path(tempfile.mkdtemp()), sorted(args.features, key=tokens), []
+    for path in picks:
+        _, job = screen_job(path, out)
+        started = time.perf_counter()
+        featurise_job(job)
+        times.append(round(time.perf_counter() - started, 3))
+    emit(args, {"kind": "featurise", "features": [path.name for path in picks], "first_s": times[0],
+                "times_s": times[1:], "median_s": round(statistics.median(times[1:]), 3),
+                "mean_s": round(statistics.mean(times[1:]), 3), "device": f"cpu ({os.cpu_count()} cores)"})
 
 
 def screen(args: argparse.Namespace) -> None:
@@ -293,12 +346,12 @@ def screen_openfold3(args: argparse.Namespace) -> None:
 
 
 def screen_mlx(args: argparse.Namespace) -> None:
-    """The screen through the inference stage's task loop: batched, files written behind."""
-    import tempfile
-
+    """The screen through the inference stage's task loop: batched, files written behind; with
+    `--featurise-workers`, featurised on this machine in worker processes as a chunk job does."""
     from foldscreen.inference.backend import Backend
     from foldscreen.inference.mlx_backend import MlxBackend
     from foldscreen.inference.model_config import model_config
+    from foldscreen.inference.prefetch import featurised
     from foldscreen.inference.run import predict_tasks
     from foldscreen.inference.settings import InferenceSettings
 
@@ -325,7 +378,11 @@ def screen_mlx(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     # in order of size, as the plan orders a screen's chunks: each size bucket's graph is traced
     # once, and its groups fill as they go
-    screen_tasks = [screen_task(path, out) for path in sorted(args.features, key=tokens)]
+    by_size = sorted(args.features, key=tokens)
+    if args.featurise_workers is None:  # the features made on the CPU machine, loaded
+        screen_tasks = [screen_task(path, out) for path in by_size]
+    else:  # featurised here by OpenFold3's featuriser in worker processes, as a chunk job does
+        screen_tasks = featurised((screen_job(path, out) for path in by_size), args.featurise_workers)
 
     def within_budget():  # stop taking tasks after --budget-s; those taken finish
         for task in screen_tasks:
@@ -346,6 +403,7 @@ def screen_mlx(args: argparse.Namespace) -> None:
                 "passes": len(passes), "shapes": len({(p["tasks"], p["tokens"], p["atoms"]) for p in passes}),
                 "featurise_s_on_cpu_machine": round(sum(featurise_seconds(done[0].parent)[path.stem]
                                                         for path in done), 1) if done else None,
+                "featurise_workers": args.featurise_workers,
                 "batch_tokens": args.batch_tokens, "device": backend.device, "peak_gib": peak_gib("mlx")})
 
 
@@ -356,7 +414,8 @@ def emit(args: argparse.Namespace, row: dict[str, Any]) -> None:
            "recycles": args.recycles if args.recycles is not None else DEFAULT_RECYCLES,
            "steps": args.steps or DEFAULT_STEPS, "samples": args.samples,
            "precision": "float32" if args.framework == "openfold3" else args.precision,
-           "chunk_size": args.chunk_size, "lease": args.lease, **row}
+           "chunk_size": args.chunk_size, "queue_depth": (args.queue_depth or [None])[0], "lease": args.lease,
+           **row}
     line = json.dumps(row)
     print(line, flush=True)
     with args.out.open("a") as out:
@@ -365,7 +424,7 @@ def emit(args: argparse.Namespace, row: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["speed", "accuracy", "screen"])
+    parser.add_argument("mode", choices=["featurise", "speed", "accuracy", "screen"])
     parser.add_argument("framework", choices=["openfold3", "mlx"])
     parser.add_argument("--features", type=Path, nargs="+", required=True)
     parser.add_argument("--samples", type=int, default=5)
@@ -384,8 +443,18 @@ def main() -> None:
                         help="JSON of the released architecture: written if absent, else read (no OpenFold3)")
     parser.add_argument("--lease", required=True, help="one identifier per lease")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu.jsonl"))
+    parser.add_argument("--queue-depth", type=int, nargs="+", default=None,
+                        help="MLX: evaluations queued ahead of the GPU (model.primitives.QUEUE_DEPTH); "
+                             "speed: a row for each")
+    parser.add_argument("--featurise-workers", type=int, default=None,
+                        help="MLX screen: featurise here in this many worker processes")
+    parser.add_argument("--profile", action="store_true", help="speed: one more run under cProfile")
     args = parser.parse_args()
-    {"speed": speed, "accuracy": accuracy, "screen": screen}[args.mode](args)
+    if args.queue_depth is not None:
+        from foldscreen.model import primitives
+
+        primitives.QUEUE_DEPTH = args.queue_depth[0]
+    {"featurise": featurise, "speed": speed, "accuracy": accuracy, "screen": screen}[args.mode](args)
 
 
 if __name__ == "__main__":

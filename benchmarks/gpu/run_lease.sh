@@ -14,6 +14,11 @@
 #            travel in this call); every forward pass's shape and time to screen_passes.jsonl
 #   memory   (carry .devdata)  model chunks at 384 and 1,000 tokens: peak and time; bfloat16
 #            against float32 on ten featurised queries
+#   tune     (carry .whlwriter .devdata/architecture.json .devdata/protein_*.npz .devdata/screen_sample)
+#            after the installs of stage, deps and screen: OpenFold3's featuriser on this machine;
+#            bfloat16 without CUDA graphs at queue depths 0-2 and commits of 100 or 20 kernels;
+#            1,000 tokens; the fastest depth whose peak at 384 is OpenFold3's or less goes to
+#            the screen steps after it (and featurisation here, where it worked)
 # Each later step needs the earlier ones' installs (/tmp/site stays while the machine is warm).
 # Every row goes to benchmarks/results/gpu.jsonl and is copied to $OUT.
 set -uo pipefail
@@ -89,10 +94,35 @@ screen)
     # PART=even|odd: half the screen per call (one call cannot hold it all), as two jobs would
     case ${PART:-all} in even) F="$D/screen/screen_??[02468]_*.npz" ;; odd) F="$D/screen/screen_??[13579]_*.npz" ;;
         *) F="$D/screen/*.npz" ;; esac
-    bench screen mlx --architecture $D/architecture.json --budget-s ${BUDGET:-inf} ${SCREEN_ARGS:-} --features $F
+    bench screen mlx --architecture $D/architecture.json --budget-s ${BUDGET:-inf} ${SCREEN_ARGS:-} \
+        ${SCREEN_TUNED:-} --features $F
     grep '^{"tasks"' /tmp/bench.err > "${OUT:-/tmp/out}/screen_passes.jsonl"
     kill $smi 2>/dev/null
     tail -n 5 /tmp/bench.err ;;
+tune)  # (also carry .whlwriter: the featuriser's RDKit and the writer's pdbeccdutils)
+    [ -d .whlwriter ] && { wheels .whlwriter/*.whl || exit 1; }
+    [ -d $D/screen_sample ] && bench featurise mlx --features $D/screen_sample/*.npz \
+        && echo "export SCREEN_TUNED=\"--featurise-workers $(( $(nproc) - 2 ))\"" > /tmp/best_env
+    export MLX_USE_CUDA_GRAPHS=0
+    A="--architecture $D/architecture.json --precision bfloat16"
+    bench speed mlx $A --queue-depth 2 1 0 --features $D/protein_384.npz $D/protein_100.npz
+    MLX_MAX_OPS_PER_BUFFER=20 bench speed mlx $A --queue-depth 1 0 --features $D/protein_384.npz $D/protein_100.npz
+    LEASE=$lease python3 - <<'PY' >> /tmp/best_env  # the fastest lean setting at 384 tokens, for later steps
+import json, os
+rows = [json.loads(line) for line in open("benchmarks/results/gpu.jsonl")]
+ours = [r for r in rows if r["lease"] == os.environ["LEASE"] and r.get("kind") == "speed"]
+reference = min((r["peak_gib"] for r in ours if r["framework"] == "openfold3" and r["n_tokens"] == 384), default=6.65)
+mlx = [r for r in ours if r["framework"] == "mlx" and r["n_tokens"] == 384]
+lean = [r for r in mlx if r["peak_gib"] <= reference] or mlx
+best = min(lean, key=lambda r: r["median_s"])
+ops = "MLX_MAX_OPS_PER_BUFFER=20 " if "MLX_MAX_OPS_PER_BUFFER=20" in best.get("env", "") else ""
+print(f"export {ops}MLX_USE_CUDA_GRAPHS=0 SCREEN_TUNED=\"$SCREEN_TUNED --precision bfloat16 --queue-depth {best['queue_depth']}\"")
+PY
+    cat /tmp/best_env; . /tmp/best_env
+    bench speed mlx $A --queue-depth 1 --profile --repeats 1 --features $D/protein_100.npz
+    bench speed mlx $A $(echo $SCREEN_TUNED | grep -o -- "--queue-depth [0-9]") --repeats 1 --features $D/protein_1000.npz
+    tar -czf "${OUT:-/tmp/out}/mlx_kernels.tar.gz" -C /tmp mlx_kernels
+    tail -n 60 /tmp/bench.err ;;
 memory)  # model chunks at 384 and 1,000 tokens: peak and time; then bfloat16 against float32
     A="--architecture $D/architecture.json"
     bench speed mlx $A --repeats 1 --chunk-size 128 --features $D/protein_384.npz

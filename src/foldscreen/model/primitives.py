@@ -123,13 +123,17 @@ class Attention(nn.Module):
         return self.linear_o(o.reshape(*o.shape[:-2], -1))
 
 
+QUEUE_DEPTH = 2
+"""How many queued evaluations `InFlight` lets the host run ahead of the device by default."""
+
+
 class InFlight:
     """Queues evaluations so that the host builds the next while the device runs this one, but
     runs at most `depth` ahead: without CUDA graphs MLX's host outruns the GPU, and every queued
     step holds its buffers (65 GiB at 384 tokens with the queue unbounded)."""
 
-    def __init__(self, depth: int = 2) -> None:
-        self.depth = depth
+    def __init__(self, depth: int | None = None) -> None:
+        self.depth = QUEUE_DEPTH if depth is None else depth
         self.queued: collections.deque[tuple[mx.array, ...]] = collections.deque()
 
     def push(self, *arrays: mx.array) -> None:
