@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--compiled", action="store_true", help="as on a GPU (padded to the bucket)")
+    parser.add_argument("--memory-limit-gib", type=float, default=None, help="inference.memory_limit_gib")
     args = parser.parse_args()
 
     import ml_collections
@@ -57,6 +58,8 @@ def main() -> None:
 
     arch = ml_collections.ConfigDict(architecture(args.architecture, args.samples))
     mx.random.seed(0)
+    if args.memory_limit_gib is not None:
+        mx.set_memory_limit(int(args.memory_limit_gib * GIB))
     model = OpenFold3(arch, compiled=args.compiled)
     mx.eval(model.parameters())
     with np.load(args.features) as saved:
@@ -67,6 +70,7 @@ def main() -> None:
     batch = stack_batches([batch], padded)
     row = {"features": args.features.name, "tokens": padded[0], "atoms": padded[1],
            "samples": args.samples, "chunk_size": args.chunk_size, "compiled": args.compiled,
+           "memory_limit_gib": args.memory_limit_gib,
            "device": str(mx.default_device()),
            "weights_gib": round(sum(v.nbytes for _, v in tree_flatten(model.parameters())) / GIB, 3)}
 

@@ -219,6 +219,24 @@ def test_cuda_settings_set_mlx_s_environment_unless_the_user_has(monkeypatch, tm
     assert os.environ["MLX_USE_CUDA_GRAPHS"] == "0"
 
 
+def test_memory_limit_sets_mlx_s_limit_and_changes_no_digest():
+    """inference.memory_limit_gib is MLX's memory limit (what the host waits on before queueing
+    more work), a runtime setting: the tasks' digest ignores it."""
+    import mlx.core as mx
+
+    from foldscreen.inference.mlx_backend import MlxBackend
+    from foldscreen.inference.model_config import model_config
+
+    before = mx.get_memory_limit()
+    try:
+        settings = InferenceSettings(memory_limit_gib=1.5, threads=1)
+        MlxBackend(settings, model_config(settings))
+        assert mx.get_memory_limit() == int(1.5 * 2**30)
+    finally:
+        mx.set_memory_limit(before)
+    assert settings.digest() == InferenceSettings(threads=1).digest()
+
+
 @pytest.mark.parametrize("device, threads, configured, expected", [
     ("mlx gpu (CUDA, NVIDIA H200)", 8, None, 7),  # all but one of the job's threads
     ("mlx gpu (Metal, Apple M3)", 1, None, 1),  # at least one

@@ -12,15 +12,16 @@ size bucket batched, files written behind the model) on the features of
 `benchmarks/gpu/make_screen.py`; queries per hour, with the featurisation time those queries
 took on the CPU machine beside it; with `--featurise-workers`, the queries are featurised on
 this machine from their sequences, in worker processes, as a chunk job featurises them.
-`featurise`: OpenFold3's featuriser on this machine, one query after another. `accuracy`: the MLX model with one set of random weights in
-float32 and in `--precision`, on the same features and seed: coordinate RMSD after
-superposition, pLDDT, PAE and ranking-score differences. One JSON line per features file and
-setting is appended to `--out` (benchmarks/results/gpu.jsonl).
+`featurise`: OpenFold3's featuriser on this machine, one query after another. `accuracy`: the
+MLX model with one set of random weights in float32 and in `--precision`, on the same features
+and seed: coordinate RMSD after superposition, pLDDT, PAE and ranking-score differences. One
+JSON line per features file and setting is appended to `--out` (benchmarks/results/gpu.jsonl).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -102,6 +103,8 @@ def mlx_model(args: argparse.Namespace, precision: str, compiled: bool | None = 
     from foldscreen.model.openfold3 import OpenFold3
 
     mx.random.seed(0)  # the same random weights in every process
+    if args.memory_limit_gib is not None:  # as inference.memory_limit_gib sets it
+        mx.set_memory_limit(int(args.memory_limit_gib[0] * 2**30))
     compiled = not args.eager if compiled is None else compiled
     model = OpenFold3(config(args, "mlx").architecture, compiled=compiled)
     mx.eval(model.parameters())
@@ -147,11 +150,16 @@ def peak_gib(framework: str) -> float:
 
 def speed(args: argparse.Namespace) -> None:
     prepare, device = (openfold3_runner if args.framework == "openfold3" else mlx_runner)(args)
-    for path, depth in ((path, depth) for path in args.features for depth in args.queue_depth or [None]):
+    for path, depth, limit in itertools.product(args.features, args.queue_depth or [None],
+                                                args.memory_limit_gib or [None]):
         if depth is not None:
             from foldscreen.model import primitives
 
             primitives.QUEUE_DEPTH = depth
+        if limit is not None:
+            import mlx.core as mx
+
+            mx.set_memory_limit(int(limit * 2**30))
         batch = load_features(path)
         run = prepare(batch)
         peak_reset(args.framework)
@@ -168,6 +176,7 @@ def speed(args: argparse.Namespace) -> None:
         if args.profile:
             profile(run)
         emit(args, {"kind": "speed", "features": path.name, "batch": args.batch, "queue_depth": depth,
+                    "memory_limit_gib": limit,
                     "n_tokens": int(batch["token_mask"].shape[-1]),
                     "n_atoms": int(batch["atom_mask"].shape[-1]), "times_s": times,
                     "median_s": round(statistics.median(times), 3),
@@ -414,7 +423,8 @@ def emit(args: argparse.Namespace, row: dict[str, Any]) -> None:
            "recycles": args.recycles if args.recycles is not None else DEFAULT_RECYCLES,
            "steps": args.steps or DEFAULT_STEPS, "samples": args.samples,
            "precision": "float32" if args.framework == "openfold3" else args.precision,
-           "chunk_size": args.chunk_size, "queue_depth": (args.queue_depth or [None])[0], "lease": args.lease,
+           "chunk_size": args.chunk_size, "queue_depth": (args.queue_depth or [None])[0],
+           "memory_limit_gib": (args.memory_limit_gib or [None])[0], "lease": args.lease,
            **row}
     line = json.dumps(row)
     print(line, flush=True)
@@ -449,6 +459,8 @@ def main() -> None:
     parser.add_argument("--featurise-workers", type=int, default=None,
                         help="MLX screen: featurise here in this many worker processes")
     parser.add_argument("--profile", action="store_true", help="speed: one more run under cProfile")
+    parser.add_argument("--memory-limit-gib", type=float, nargs="+", default=None,
+                        help="MLX: inference.memory_limit_gib; speed: a row for each")
     args = parser.parse_args()
     if args.queue_depth is not None:
         from foldscreen.model import primitives

@@ -9,16 +9,18 @@
 #            the built kernels come back as mlx_kernels.tar.gz
 #   final    (carry .wmlx/part_ab and the features) speed rows of the code as it stands, after
 #            `stage` (carrying .devdata/kernels/mlx_kernels.tar.gz: no kernel builds) and `deps`
-#   screen   (carry .whlboto .devdata/screen .devdata/architecture.json)  the 200-query screen
-#            through the inference task loop (OpenFold3's output writer imports boto3: its wheels
-#            travel in this call); every forward pass's shape and time to screen_passes.jsonl
+#   screen   first (carry .wmlx/part_ab .whlboto .xlibs) installs only; then (carry .devdata/screen
+#            .devdata/architecture.json) the 200-query screen through the inference task loop
+#            (OpenFold3's writer imports boto3, and RDKit's X libraries: they travel in the first
+#            call); every forward pass's shape and time to screen_passes.jsonl
 #   memory   (carry .devdata)  model chunks at 384 and 1,000 tokens: peak and time; bfloat16
 #            against float32 on ten featurised queries
 #   tune     (carry .whlwriter .devdata/architecture.json .devdata/protein_*.npz .devdata/screen_sample)
-#            after the installs of stage, deps and screen: OpenFold3's featuriser on this machine;
-#            bfloat16 without CUDA graphs at queue depths 0-2 and commits of 100 or 20 kernels;
-#            1,000 tokens; the fastest depth whose peak at 384 is OpenFold3's or less goes to
-#            the screen steps after it (and featurisation here, where it worked)
+#            after the installs of stage, deps and screen (with .xlibs): the writer's imports and
+#            OpenFold3's featuriser on this machine; bfloat16 without CUDA graphs under memory
+#            limits of 128 (none), 8, 5 and 3 GiB; 1,000 tokens; the fastest limit whose peak at
+#            384 is OpenFold3's or less goes to the screen steps after it (and featurisation here,
+#            where it worked)
 # Each later step needs the earlier ones' installs (/tmp/site stays while the machine is warm).
 # Every row goes to benchmarks/results/gpu.jsonl and is copied to $OUT.
 set -uo pipefail
@@ -37,6 +39,11 @@ install_mlx() {  # the mlx-cuda-13 wheel rejoined from part_aa (staged) and part
     wheels /tmp/w/mlx-0.32.4-*.whl /tmp/w/mlx_cuda_13-*.whl
 }
 D=.devdata
+# X libraries RDKit's drawing module loads (pdbeccdutils imports it), absent from the GPU image:
+# Debian's libxrender1, libx11-6, libxext6 and theirs (`apt-get download`), carried in .xlibs
+[ -d .xlibs ] && mkdir -p /tmp/xlibs && cp -a .xlibs/. /tmp/xlibs/
+[ -d /tmp/xlibs ] && export LD_LIBRARY_PATH=/tmp/xlibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+SCREEN_TUNED=${SCREEN_TUNED:-}
 [ -f /tmp/best_env ] && . /tmp/best_env
 case $step in
 stage)
@@ -99,30 +106,28 @@ screen)
     grep '^{"tasks"' /tmp/bench.err > "${OUT:-/tmp/out}/screen_passes.jsonl"
     kill $smi 2>/dev/null
     tail -n 5 /tmp/bench.err ;;
-tune)  # (also carry .whlwriter: the featuriser's RDKit and the writer's pdbeccdutils)
+tune)  # (carry .whlwriter .devdata/architecture.json .devdata/protein_*.npz .devdata/screen_sample)
     [ -d .whlwriter ] && { wheels .whlwriter/*.whl || exit 1; }
+    python3 -c "import lmdb, pdbeccdutils, rdkit.Chem.Draw, openfold3.core.runners.writer; print('writer imports: ok')"
     [ -d $D/screen_sample ] && bench featurise mlx --features $D/screen_sample/*.npz \
         && echo "export SCREEN_TUNED=\"--featurise-workers $(( $(nproc) - 2 ))\"" > /tmp/best_env
     export MLX_USE_CUDA_GRAPHS=0
     A="--architecture $D/architecture.json --precision bfloat16"
-    bench speed mlx $A --queue-depth 2 1 0 --features $D/protein_384.npz $D/protein_100.npz
-    MLX_MAX_OPS_PER_BUFFER=20 bench speed mlx $A --queue-depth 1 0 --features $D/protein_384.npz $D/protein_100.npz
+    # the memory limit (inference.memory_limit_gib) at which MLX's host waits for the GPU
+    bench speed mlx $A --memory-limit-gib 128 8 5 3 --features $D/protein_384.npz $D/protein_100.npz
     LEASE=$lease python3 - <<'PY' >> /tmp/best_env  # the fastest lean setting at 384 tokens, for later steps
 import json, os
 rows = [json.loads(line) for line in open("benchmarks/results/gpu.jsonl")]
 ours = [r for r in rows if r["lease"] == os.environ["LEASE"] and r.get("kind") == "speed"]
-reference = min((r["peak_gib"] for r in ours if r["framework"] == "openfold3" and r["n_tokens"] == 384), default=6.65)
 mlx = [r for r in ours if r["framework"] == "mlx" and r["n_tokens"] == 384]
-lean = [r for r in mlx if r["peak_gib"] <= reference] or mlx
+lean = [r for r in mlx if r["peak_gib"] <= 6.65] or mlx  # OpenFold3's peak at 384 (L5-L9)
 best = min(lean, key=lambda r: r["median_s"])
-ops = "MLX_MAX_OPS_PER_BUFFER=20 " if "MLX_MAX_OPS_PER_BUFFER=20" in best.get("env", "") else ""
-print(f"export {ops}MLX_USE_CUDA_GRAPHS=0 SCREEN_TUNED=\"$SCREEN_TUNED --precision bfloat16 --queue-depth {best['queue_depth']}\"")
+print(f"export MLX_USE_CUDA_GRAPHS=0 SCREEN_TUNED=\"${{SCREEN_TUNED:-}} --precision bfloat16 --memory-limit-gib {best['memory_limit_gib']}\"")
 PY
     cat /tmp/best_env; . /tmp/best_env
-    bench speed mlx $A --queue-depth 1 --profile --repeats 1 --features $D/protein_100.npz
-    bench speed mlx $A $(echo $SCREEN_TUNED | grep -o -- "--queue-depth [0-9]") --repeats 1 --features $D/protein_1000.npz
+    bench speed mlx $A --memory-limit-gib 30 --repeats 1 --features $D/protein_1000.npz
     tar -czf "${OUT:-/tmp/out}/mlx_kernels.tar.gz" -C /tmp mlx_kernels
-    tail -n 60 /tmp/bench.err ;;
+    tail -n 30 /tmp/bench.err ;;
 memory)  # model chunks at 384 and 1,000 tokens: peak and time; then bfloat16 against float32
     A="--architecture $D/architecture.json"
     bench speed mlx $A --repeats 1 --chunk-size 128 --features $D/protein_384.npz

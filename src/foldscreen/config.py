@@ -28,7 +28,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
 # (Snakemake reruns a job whose params changed) and out of the config digest, so moving a screen
 # from a CPU node to a GPU node reruns nothing.
 RUNTIME_SETTINGS = {"inference": ("threads", "device", "model_chunk_size", "featurise_workers",
-                                  "batch_tokens", "gpus", "kernel_cache", "cuda_graphs")}
+                                  "batch_tokens", "gpus", "kernel_cache", "cuda_graphs",
+                                  "memory_limit_gib")}
 
 
 def config_sha256(config: Any) -> str:

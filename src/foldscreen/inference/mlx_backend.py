@@ -42,6 +42,10 @@ class MlxBackend(Backend):
         from ..model.weights import load_state, load_weights, module_state
 
         self._openblas = blas.use_openblas()
+        if settings.memory_limit_gib is not None:
+            # MLX's host stops queueing work while more memory than this is in use: the bound
+            # on what queued work holds (above all without CUDA graphs)
+            mx.set_memory_limit(int(settings.memory_limit_gib * 2**30))
         if settings.demo:
             from .demo import demo_model
 

@@ -128,8 +128,9 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
 
 def featurise_workers(settings: InferenceSettings, backend: Backend) -> int:
     """Worker processes featurising ahead: as configured, else where the model runs on a GPU all
-    but one of the job's threads (at least one), since OpenFold3's featuriser takes longer per
-    query (about 10 s on a 2-core VM) than the GPU takes to predict it (4-5 s)."""
+    but one of the job's threads (at least one), since OpenFold3's featuriser (1-3 s per query on
+    a 2-core VM, 13 s for a process's first) costs about what the GPU takes per batched query
+    (about 3 s on an H200)."""
     if settings.featurise_workers is not None:
         return settings.featurise_workers
     device = backend.device

@@ -25,6 +25,7 @@ class InferenceSettings:
     batch_tokens: int | None = None
     kernel_cache: str | None = None
     cuda_graphs: bool = True
+    memory_limit_gib: float | None = None
     threads: int = 2
     device: str = "cpu"
 
@@ -41,7 +42,7 @@ class InferenceSettings:
         """What a task's files depend on (not seeds, threads, device or chunking); kept with each task."""
         fields = asdict(self)
         for name in ("seeds", "threads", "device", "model_chunk_size", "featurise_workers",
-                     "batch_tokens", "kernel_cache", "cuda_graphs"):
+                     "batch_tokens", "kernel_cache", "cuda_graphs", "memory_limit_gib"):
             fields.pop(name)
         if not self.demo:
             stat = Path(self.weights).stat()
