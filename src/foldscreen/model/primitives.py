@@ -130,7 +130,9 @@ QUEUE_DEPTH = 2
 class InFlight:
     """Queues evaluations so that the host builds the next while the device runs this one, but
     runs at most `depth` ahead: without CUDA graphs MLX's host outruns the GPU, and every queued
-    step holds its buffers (65 GiB at 384 tokens with the queue unbounded)."""
+    step holds its buffers (65 GiB at 384 tokens with the queue unbounded). Within one
+    evaluation MLX itself runs up to about 1,000 kernels ahead; only its memory limit bounds
+    that (`inference.memory_limit_gib`)."""
 
     def __init__(self, depth: int | None = None) -> None:
         self.depth = QUEUE_DEPTH if depth is None else depth
