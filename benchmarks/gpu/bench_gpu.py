@@ -103,8 +103,6 @@ def mlx_model(args: argparse.Namespace, precision: str, compiled: bool | None = 
     from foldscreen.model.openfold3 import OpenFold3
 
     mx.random.seed(0)  # the same random weights in every process
-    if args.memory_limit_gib is not None:  # as inference.memory_limit_gib sets it
-        mx.set_memory_limit(int(args.memory_limit_gib[0] * 2**30))
     compiled = not args.eager if compiled is None else compiled
     model = OpenFold3(config(args, "mlx").architecture, compiled=compiled)
     mx.eval(model.parameters())
@@ -152,14 +150,7 @@ def speed(args: argparse.Namespace) -> None:
     prepare, device = (openfold3_runner if args.framework == "openfold3" else mlx_runner)(args)
     for path, depth, limit in itertools.product(args.features, args.queue_depth or [None],
                                                 args.memory_limit_gib or [None]):
-        if depth is not None:
-            from foldscreen.model import primitives
-
-            primitives.QUEUE_DEPTH = depth
-        if limit is not None:
-            import mlx.core as mx
-
-            mx.set_memory_limit(int(limit * 2**30))
+        run_settings(depth, limit)
         batch = load_features(path)
         run = prepare(batch)
         peak_reset(args.framework)
@@ -173,8 +164,6 @@ def speed(args: argparse.Namespace) -> None:
             started = time.perf_counter()
             run()
             times.append(round(time.perf_counter() - started, 3))
-        if args.profile:
-            profile(run)
         emit(args, {"kind": "speed", "features": path.name, "batch": args.batch, "queue_depth": depth,
                     "memory_limit_gib": limit,
                     "n_tokens": int(batch["token_mask"].shape[-1]),
@@ -184,14 +173,17 @@ def speed(args: argparse.Namespace) -> None:
                     "peak_gib": peak_gib(args.framework), "device": device})
 
 
-def profile(run: Callable[[], None]) -> None:
-    """One more run under cProfile: where the host's time goes (the top functions, to stderr)."""
-    import cProfile
-    import pstats
+def run_settings(queue_depth: int | None, memory_limit_gib: float | None) -> None:
+    """The MLX queue depth (model.primitives.QUEUE_DEPTH) and memory limit (as
+    inference.memory_limit_gib sets it) of what runs next; None keeps the current one."""
+    import mlx.core as mx
 
-    profiler = cProfile.Profile()
-    profiler.runcall(run)
-    pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(20)
+    from foldscreen.model import primitives
+
+    if queue_depth is not None:
+        primitives.QUEUE_DEPTH = queue_depth
+    if memory_limit_gib is not None:
+        mx.set_memory_limit(int(memory_limit_gib * 2**30))
 
 
 def kabsch_rmsd(x: np.ndarray, y: np.ndarray) -> float:
@@ -458,14 +450,10 @@ def main() -> None:
                              "speed: a row for each")
     parser.add_argument("--featurise-workers", type=int, default=None,
                         help="MLX screen: featurise here in this many worker processes")
-    parser.add_argument("--profile", action="store_true", help="speed: one more run under cProfile")
     parser.add_argument("--memory-limit-gib", type=float, nargs="+", default=None,
                         help="MLX: inference.memory_limit_gib; speed: a row for each")
     args = parser.parse_args()
-    if args.queue_depth is not None:
-        from foldscreen.model import primitives
-
-        primitives.QUEUE_DEPTH = args.queue_depth[0]
+    run_settings((args.queue_depth or [None])[0], (args.memory_limit_gib or [None])[0])
     {"featurise": featurise, "speed": speed, "accuracy": accuracy, "screen": screen}[args.mode](args)
 
 

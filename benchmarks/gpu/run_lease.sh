@@ -124,14 +124,14 @@ ours = [r for r in rows if r["lease"] == os.environ["LEASE"] and r.get("kind") =
 mlx = [r for r in ours if r["framework"] == "mlx" and r["n_tokens"] == 384]
 lean = [r for r in mlx if r["peak_gib"] <= 6.65] or mlx  # OpenFold3's peak at 384 (L5-L9)
 best = min(lean, key=lambda r: r["median_s"])
-print(f"export MLX_USE_CUDA_GRAPHS=0 SCREEN_TUNED=\"${{SCREEN_TUNED:-}} --precision bfloat16 --memory-limit-gib {best['memory_limit_gib']}\"")
+print(f"export MLX_USE_CUDA_GRAPHS=0 LIMIT={best['memory_limit_gib']}")
+print("export SCREEN_TUNED=\"${SCREEN_TUNED:-} --precision bfloat16 --memory-limit-gib $LIMIT\"")
 PY
     cat /tmp/best_env; . /tmp/best_env
     bench speed mlx $A --memory-limit-gib 30 --repeats 1 --features $D/protein_1000.npz
     # two tasks in one pass at 384 (the screen's batches above 200 tokens cost more per task than
     # a task alone in L9b): without a limit and with the chosen one
-    bench speed mlx $A --batch 2 --memory-limit-gib 128 $(echo $SCREEN_TUNED | grep -o -- "--memory-limit-gib [0-9.]*" | cut -d" " -f2) \
-        --features $D/protein_384.npz
+    bench speed mlx $A --batch 2 --memory-limit-gib 128 $LIMIT --features $D/protein_384.npz
     tar -czf "${OUT:-/tmp/out}/mlx_kernels.tar.gz" -C /tmp mlx_kernels
     tail -n 30 /tmp/bench.err ;;
 memory)  # model chunks at 384 and 1,000 tokens: peak and time; then bfloat16 against float32
