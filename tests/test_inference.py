@@ -237,6 +237,22 @@ def test_memory_limit_sets_mlx_s_limit_and_changes_no_digest():
     assert settings.digest() == InferenceSettings(threads=1).digest()
 
 
+@pytest.mark.parametrize("graphs, tokens, expected", [
+    ("1", 300, 320), ("1", 1000, None),  # two of 1,024 padded tokens exceed batch_tokens
+    ("0", 200, 224), ("0", 300, None),  # without CUDA graphs large tasks run alone
+])
+def test_tasks_share_passes_only_where_batching_pays(monkeypatch, graphs, tokens, expected):
+    """A task's batch size is its token bucket, or None where it runs alone: above
+    batch_tokens / 2, and without CUDA graphs above the 224-token bucket (RESULTS.md, L10)."""
+    from foldscreen.inference.mlx_backend import MlxBackend
+    from foldscreen.inference.model_config import model_config
+
+    monkeypatch.setenv("MLX_USE_CUDA_GRAPHS", graphs)
+    settings = InferenceSettings(batch_tokens=1536, threads=1)
+    backend = MlxBackend(settings, model_config(settings))
+    assert backend.batch_size({"token_mask": np.ones((1, tokens))}) == expected
+
+
 @pytest.mark.parametrize("device, threads, configured, expected", [
     ("mlx gpu (CUDA, NVIDIA H200)", 8, None, 7),  # all but one of the job's threads
     ("mlx gpu (Metal, Apple M3)", 1, None, 1),  # at least one

@@ -150,7 +150,8 @@ def speed(args: argparse.Namespace) -> None:
     prepare, device = (openfold3_runner if args.framework == "openfold3" else mlx_runner)(args)
     for path, depth, limit in itertools.product(args.features, args.queue_depth or [None],
                                                 args.memory_limit_gib or [None]):
-        run_settings(depth, limit)
+        if args.framework == "mlx":
+            run_settings(depth, limit)
         batch = load_features(path)
         run = prepare(batch)
         peak_reset(args.framework)
@@ -453,7 +454,8 @@ def main() -> None:
     parser.add_argument("--memory-limit-gib", type=float, nargs="+", default=None,
                         help="MLX: inference.memory_limit_gib; speed: a row for each")
     args = parser.parse_args()
-    run_settings((args.queue_depth or [None])[0], (args.memory_limit_gib or [None])[0])
+    if args.framework == "mlx":  # (the GPU machine's OpenFold3 rows run before MLX is installed)
+        run_settings((args.queue_depth or [None])[0], (args.memory_limit_gib or [None])[0])
     {"featurise": featurise, "speed": speed, "accuracy": accuracy, "screen": screen}[args.mode](args)
 
 

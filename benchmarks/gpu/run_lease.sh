@@ -1,26 +1,27 @@
 #!/usr/bin/env bash
 # One lease of the lent GPU (see docs/DEVELOPING.md for how the wheels travel), in steps sent
-# back to back so the machine stays warm between them (it keeps files about 30 s after a call):
-#   stage    (carry .wmlx/part_aa .wmlx/mlx-0.32.4-*.whl)  keep the first half of mlx-cuda-13
-#   deps     (carry .whl and the features)  install OpenFold3's model dependencies; its speed
-#            rows; with .devdata/screen_sample, its screen rate (once per query, ten queries)
-#   mlx      (carry .wmlx/part_ab .devdata)  rejoin and install MLX; its speed rows (the first
-#            with a fresh machine's kernel builds), without CUDA graphs; each part timed alone;
-#            the built kernels come back as mlx_kernels.tar.gz
-#   final    (carry .wmlx/part_ab and the features) speed rows of the code as it stands, after
-#            `stage` (carrying .devdata/kernels/mlx_kernels.tar.gz: no kernel builds) and `deps`
-#   screen   first (carry .wmlx/part_ab .whlboto .xlibs) installs only; then (carry .devdata/screen
-#            .devdata/architecture.json) the 200-query screen through the inference task loop
-#            (OpenFold3's writer imports boto3, and RDKit's X libraries: they travel in the first
-#            call); every forward pass's shape and time to screen_passes.jsonl
-#   memory   (carry .devdata)  model chunks at 384 and 1,000 tokens: peak and time; bfloat16
-#            against float32 on ten featurised queries
-#   tune     (carry .whlwriter .devdata/architecture.json .devdata/protein_*.npz .devdata/screen_sample)
-#            after the installs of stage, deps and screen (with .xlibs): the writer's imports;
-#            bfloat16 without CUDA graphs at queue depths 2 and 256 under memory limits of 128
-#            (none), 8 and 5 GiB; the fastest pair whose peak at 384 is OpenFold3's or less goes
-#            to 1,000 tokens, two tasks batched, and the screen steps after it; then OpenFold3's
-#            featuriser on this machine (where it works, the screen featurises in workers)
+# back to back so the machine stays warm between them (it keeps files about 30 s after a call).
+# Every step first installs what its call carried: the wheel folders .whl (OpenFold3's model and
+# featuriser), .whlbt (biotite 1.6, 57 MB: a call of its own), .whlboto (boto3, which OpenFold3's
+# writer imports), .whlwriter (pdbeccdutils, RDKit, lmdb), RDKit's X libraries (.xlibs), and MLX
+# where .wmlx/part_ab is carried (rejoined with the staged part_aa). A fresh machine:
+#   stage    (carry .wmlx/part_aa .wmlx/mlx-0.32.4-*.whl .devdata/kernels)  keep the first half
+#            of mlx-cuda-13, unpack an earlier lease's kernels
+#   install  (carry .whlbt .xlibs)  installs only
+#   deps     (carry .whl .wmlx/part_ab .devdata/protein_100.npz .devdata/protein_384.npz)
+#            OpenFold3's speed rows; with .devdata/screen_sample, its screen rate (once per
+#            query, ten queries: a call of its own)
+#   tune     (carry .whlboto .whlwriter .devdata/architecture.json .devdata/protein_*.npz
+#            .devdata/screen_sample)  the writer's imports; bfloat16 without CUDA graphs at queue
+#            depths 2 and 256 under memory limits of 128 (none), 8 and 5 GiB; the fastest pair
+#            whose peak at 384 is OpenFold3's or less goes to 1,000 tokens, two tasks batched,
+#            and the screen steps after it; then OpenFold3's featuriser on this machine (where
+#            it works, the screen featurises in workers)
+#   screen   (carry .devdata/screen .devdata/architecture.json; PART=even|odd) the 200-query
+#            screen through the inference task loop, half per call; every forward pass's shape
+#            and time to screen_passes.jsonl
+# Other steps, after stage, install and deps: mlx and final (speed rows as they stand), memory
+# (model chunks; bfloat16 against float32 on ten featurised queries).
 # Each later step needs the earlier ones' installs (/tmp/site stays while the machine is warm).
 # Every row goes to benchmarks/results/gpu.jsonl and is copied to $OUT.
 set -uo pipefail
@@ -43,6 +44,10 @@ D=.devdata
 # Debian's libxrender1, libx11-6, libxext6 and theirs (`apt-get download`), carried in .xlibs
 [ -d .xlibs ] && mkdir -p /tmp/xlibs && cp -a .xlibs/. /tmp/xlibs/
 [ -d /tmp/xlibs ] && export LD_LIBRARY_PATH=/tmp/xlibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+for folder in .whl .whlbt .whlboto .whlwriter; do  # what this call carried
+    [ -d $folder ] && { wheels $folder/*.whl || exit 1; }
+done
+[ -f .wmlx/part_ab ] && { install_mlx || exit 1; }
 SCREEN_TUNED=${SCREEN_TUNED:-}
 [ -f /tmp/best_env ] && . /tmp/best_env
 case $step in
@@ -51,15 +56,13 @@ stage)
     # kernels an earlier lease built (its mlx step's mlx_kernels.tar.gz), if carried
     [ -f .devdata/kernels/mlx_kernels.tar.gz ] && tar -xzf .devdata/kernels/mlx_kernels.tar.gz -C /tmp && du -sh /tmp/mlx_kernels
     which nsys ncu nvcc; nproc; python3 -c "import torch; print(torch.__version__)" ;;
+install) ;;  # (the installs above only)
 deps)  # OpenFold3's predict preset: the reference rows of this lease
-    wheels .whl/*.whl || exit 1
-    [ -f $D/protein_100.npz ] || exit 0  # (installs only)
     bench speed openfold3 --features $D/protein_100.npz $D/protein_384.npz
     # once per query on ten of the screen's queries (carry .devdata/screen_sample: make_screen.py --sample 10)
     [ -d $D/screen_sample ] && bench screen openfold3 --features $D/screen_sample/*.npz
     tail -n 5 /tmp/bench.err ;;
 mlx)  # MLX's speed rows: a fresh machine's first call, then without CUDA graphs; parts profiled
-    install_mlx || exit 1
     A="--architecture $D/architecture.json"
     bench speed mlx $A --features $D/protein_100.npz $D/protein_384.npz
     MLX_USE_CUDA_GRAPHS=0 bench speed mlx $A --features $D/protein_100.npz $D/protein_384.npz
@@ -77,9 +80,7 @@ PY
     cat "${OUT:-/tmp/out}/profile.jsonl"
     tar -czf "${OUT:-/tmp/out}/mlx_kernels.tar.gz" -C /tmp mlx_kernels; ls -la "${OUT:-/tmp/out}"
     tail -n 5 /tmp/bench.err ;;
-final)  # (carry .wmlx/part_ab .devdata/architecture.json .devdata/protein_*.npz) after `stage` with
-    # the kernels of an earlier lease and `deps`: speed rows of the code as it stands
-    install_mlx || exit 1
+final)  # (carry .devdata/architecture.json .devdata/protein_*.npz): speed rows of the code as it stands
     A="--architecture $D/architecture.json"
     bench speed mlx $A --features $D/protein_100.npz $D/protein_384.npz
     MLX_MAX_MB_PER_BUFFER=200 bench speed mlx $A --features $D/protein_384.npz
@@ -90,13 +91,6 @@ final)  # (carry .wmlx/part_ab .devdata/architecture.json .devdata/protein_*.npz
     tar -czf "${OUT:-/tmp/out}/mlx_kernels.tar.gz" -C /tmp mlx_kernels
     tail -n 5 /tmp/bench.err ;;
 screen)
-    # the output writer's imports: boto3 (.whlboto), pdbeccdutils and RDKit (.whlwriter), each
-    # carried in a call of its own where a call cannot hold them with the rest
-    for folder in .whlboto .whlwriter; do
-        [ -d $folder ] && { wheels $folder/*.whl || exit 1; }
-    done
-    [ -d .wmlx ] && { install_mlx || exit 1; }
-    [ -d $D/screen ] || exit 0  # (installs only: a fresh machine's call that could not also carry the screen)
     nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 250 > "${OUT:-/tmp/out}/gpu_busy.csv" & smi=$!
     # PART=even|odd: half the screen per call (one call cannot hold it all), as two jobs would
     case ${PART:-all} in even) F="$D/screen/screen_??[02468]_*.npz" ;; odd) F="$D/screen/screen_??[13579]_*.npz" ;;
@@ -108,8 +102,7 @@ screen)
     # the kernels of batched shapes, which the speed rows never build: carry them to the next lease
     tar -czf "${OUT:-/tmp/out}/mlx_kernels.tar.gz" -C /tmp mlx_kernels
     tail -n 5 /tmp/bench.err ;;
-tune)  # (carry .whlwriter .devdata/architecture.json .devdata/protein_*.npz .devdata/screen_sample)
-    [ -d .whlwriter ] && { wheels .whlwriter/*.whl || exit 1; }
+tune)
     python3 -c "import lmdb, pdbeccdutils, rdkit.Chem.Draw, openfold3.core.runners.writer; print('writer imports: ok')"
     export MLX_USE_CUDA_GRAPHS=0
     A="--architecture $D/architecture.json --precision bfloat16"
