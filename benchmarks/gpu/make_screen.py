@@ -28,7 +28,8 @@ import numpy as np
 from make_features import protein, single_sequence_msas
 
 from foldscreen.contracts import Chain
-from foldscreen.inference.featurise import featurise, query_set, silence_known_warnings
+from foldscreen.inference.featurise import silence_known_warnings
+from foldscreen.inference.prefetch import FeaturiseJob, featurise_job
 
 
 def lengths(count: int) -> list[int]:
@@ -70,7 +71,9 @@ def main() -> None:
         chains = (Chain("protein", ("A",), sequence=protein(n, 1000 + index)),)
         folder = Path(tempfile.mkdtemp())
         started = time.perf_counter()
-        batch = featurise(query_set(name, chains, single_sequence_msas(chains, folder)), name, 1, folder)
+        # seeded as a chunk job seeds it, so the reference conformers are the ones the GPU
+        # machine's featurisation of the same query draws
+        batch = featurise_job(FeaturiseJob(name, chains, single_sequence_msas(chains, folder), {}, 1, folder))
         seconds[name] = time.perf_counter() - started
         tensors = {key: value.numpy() for key, value in batch.items() if hasattr(value, "numpy")}
         np.savez_compressed(args.out / f"{name}.npz", **tensors, **atom_arrays(batch["atom_array"][0]))

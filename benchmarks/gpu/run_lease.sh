@@ -12,11 +12,11 @@
 #            OpenFold3's speed rows; with .devdata/screen_sample, its screen rate (once per
 #            query, ten queries: a call of its own)
 #   tune     (carry .whlboto .whlwriter .devdata/architecture.json .devdata/protein_*.npz
-#            .devdata/screen_sample)  the writer's imports; bfloat16 without CUDA graphs at queue
-#            depths 2 and 256 under memory limits of 128 (none), 8 and 5 GiB; the fastest pair
-#            whose peak at 384 is OpenFold3's or less goes to 1,000 tokens, two tasks batched,
-#            and the screen steps after it; then OpenFold3's featuriser on this machine (where
-#            it works, the screen featurises in workers)
+#            .devdata/screen_sample)  the writer's imports; bfloat16 without CUDA graphs under
+#            memory limits of 8, 5 and 3 GiB; the fastest whose peak at 384 is OpenFold3's or
+#            less goes to 1,000 tokens (in chunks of 256) and the screen steps after it; then
+#            OpenFold3's featuriser on this machine (where it works, the screen featurises in
+#            workers)
 #   screen   (carry .devdata/screen .devdata/architecture.json; PART=even|odd) the 200-query
 #            screen through the inference task loop, half per call; every forward pass's shape
 #            and time to screen_passes.jsonl
@@ -106,10 +106,9 @@ tune)
     python3 -c "import lmdb, pdbeccdutils, rdkit.Chem.Draw, openfold3.core.runners.writer; print('writer imports: ok')"
     export MLX_USE_CUDA_GRAPHS=0
     A="--architecture $D/architecture.json --precision bfloat16"
-    # the host's run-ahead bounded by the queue (depth 2, the default) or only by MLX's memory
-    # limit (depth 256: unbounded for 200 steps), under limits of 128 (none), 8 and 5 GiB
-    bench speed mlx $A --queue-depth 2 256 --memory-limit-gib 128 8 5 \
-        --features $D/protein_384.npz $D/protein_100.npz
+    # MLX's memory limit (inference.memory_limit_gib), at which its host waits for the GPU: 8 and
+    # 5 GiB cost nothing at 384 tokens in L10 (10.1 and 8.1 GiB peaks); does 3 reach OpenFold3's?
+    bench speed mlx $A --repeats 3 --queue-depth 2 --memory-limit-gib 8 5 3 --features $D/protein_384.npz $D/protein_100.npz
     LEASE=$lease python3 - <<'PY' > /tmp/best_env  # the fastest lean setting, for later steps
 import json, os
 rows = [json.loads(line) for line in open("benchmarks/results/gpu.jsonl")]
@@ -124,10 +123,9 @@ print(f"export MLX_USE_CUDA_GRAPHS=0 DEPTH={depth} LIMIT={limit}")
 print('export SCREEN_TUNED="--precision bfloat16 --queue-depth $DEPTH --memory-limit-gib $LIMIT"')
 PY
     cat /tmp/best_env; . /tmp/best_env
-    bench speed mlx $A --queue-depth $DEPTH --memory-limit-gib 30 --repeats 1 --features $D/protein_1000.npz
-    # two tasks in one pass at 384 (the screen's batches above 200 tokens cost more per task than
-    # a task alone in L9b): without a limit and with the chosen one
-    bench speed mlx $A --batch 2 --queue-depth $DEPTH --memory-limit-gib 128 $LIMIT --features $D/protein_384.npz
+    # 1,000 tokens peaked at 83 GiB whole under a 30 GiB limit (L10): in row chunks of 256
+    bench speed mlx $A --queue-depth $DEPTH --memory-limit-gib 30 --chunk-size 256 --repeats 1 \
+        --features $D/protein_1000.npz
     tar -czf "${OUT:-/tmp/out}/mlx_kernels.tar.gz" -C /tmp mlx_kernels
     # OpenFold3's featuriser on this machine: where it runs, the screen featurises in workers
     [ -d $D/screen_sample ] && bench featurise mlx --features $D/screen_sample/*.npz \
