@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything a GPU lease carries that git does not hold, made in a checkout where ./install.sh
-# has run (about 12 minutes on the 2-core VM; folders already made are kept):
+# has run (about 5 minutes on the idle 2-core VM; folders already made are kept):
 #   .wmlx       mlx and mlx-cuda-13 for Python 3.12, the latter split in two (part_aa, part_ab)
 #   .whl        OpenFold3's model and featuriser; .whlbt biotite 1.6 (57 MB, a call of its own);
 #   .whlboto    boto3 and what OpenFold3's writer imports with it; .whlwriter pdbeccdutils, RDKit,
