@@ -107,6 +107,33 @@ def test_triangle_attention(starting):
     assert drift(ours(z_m, keep_m, chunk_size=3), out_m) <= 1e-6
 
 
+def test_unfused_triangle_attention_bounds_its_scores_unless_a_chunk_size_is_set(monkeypatch):
+    """Without a chunk size, float32 triangle attention attends as many rows at once as keep
+    its scores within SCORES_BYTES (16 GB a tensor at 1,000 tokens otherwise): the same update;
+    a set chunk size wins, and half precision (fused: no scores held) is never chunked."""
+    from foldscreen.model import primitives, triangle
+
+    assert primitives.rows_within(1000, 4 * 1000**2 * 4) == 134  # 1,000 tokens, 4 heads
+    assert primitives.rows_within(512, 4 * 512**2 * 4) is None  # up to 512 tokens, no chunks
+    ours = port(randomise(TorchTriangleAttention(C_Z, C_ATT, HEADS)), TriangleAttention(C_Z, C_ATT, HEADS))
+    _, z_m = inputs(B, N, N, C_Z)
+    _, (_, keep_m) = token_masks()
+    whole = ours(z_m, keep_m)
+    sizes = []
+
+    def recorded(fn, arrays, chunk_size, **kwargs):
+        sizes.append(chunk_size)
+        return primitives.chunked(fn, arrays, chunk_size, **kwargs)
+
+    monkeypatch.setattr(triangle, "chunked", recorded)
+    monkeypatch.setattr(primitives, "SCORES_BYTES", 3 * B * HEADS * N * N * 4)  # 3 rows of scores
+    assert drift(ours(z_m, keep_m), whole) <= 1e-6
+    ours(z_m, keep_m, chunk_size=5)
+    ours.set_dtype(mx.bfloat16)
+    ours(z_m.astype(mx.bfloat16), keep_m)
+    assert sizes == [3, 5, None]
+
+
 def test_attention_with_pair_bias():
     reference = randomise(TorchAttentionPairBias(C_S, C_S, C_S, C_S, C_Z, 6, 4))
     ours = port(reference, AttentionPairBias(C_S, C_Z, 6, 4))

@@ -49,6 +49,25 @@ class AdaLN(nn.Module):
         return mx.sigmoid(self.linear_g(s)) * a + self.linear_s(s)
 
 
+SCORES_BYTES = 2**31
+"""The most bytes of attention scores a triangle attention without a set chunk size holds at
+once where its attention is not fused (float32): at 1,000 tokens its 4 x 1000^3 float32 scores
+are 16 GB a tensor, in the template stack and the confidence heads even when the trunk runs in
+bfloat16 (lease L10 peaked at 83 GiB there). Up to 512 tokens nothing is chunked."""
+
+
+def is_fused(dtype: mx.Dtype) -> bool:
+    """Whether `attention` runs MLX's fused kernel for inputs of `dtype`."""
+    return dtype in (mx.bfloat16, mx.float16)
+
+
+def rows_within(rows: int, bytes_per_row: int) -> int | None:
+    """Rows per chunk that keep `bytes_per_row`-byte rows within SCORES_BYTES; None if all fit."""
+    if rows * bytes_per_row <= SCORES_BYTES:
+        return None
+    return max(1, SCORES_BYTES // bytes_per_row)
+
+
 def attention(q: mx.array, k: mx.array, v: mx.array, biases: Sequence[mx.array]) -> mx.array:
     """softmax(q k^T + sum(biases)) v over [..., H, Q/K, C]; q is already scaled.
 
@@ -56,7 +75,7 @@ def attention(q: mx.array, k: mx.array, v: mx.array, biases: Sequence[mx.array])
     the [..., H, Q, K] scores). In float32 a single bias is added by the matrix product itself
     (one operation, not two); several are added together with one pass over the scores.
     """
-    if biases and q.dtype in (mx.bfloat16, mx.float16) and k.shape[:-2] == q.shape[:-2] == v.shape[:-2]:
+    if biases and is_fused(q.dtype) and k.shape[:-2] == q.shape[:-2] == v.shape[:-2]:
         return fused_attention(q, k, v, sum(biases[1:], biases[0]).astype(q.dtype))
     k_t = mx.swapaxes(k, -1, -2)
     if len(biases) == 1:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import mlx.core as mx
 import mlx.nn as nn
 
-from .primitives import Attention, LayerNorm, Linear, chunked
+from .primitives import Attention, LayerNorm, Linear, chunked, is_fused, rows_within
 
 
 class TriangleMultiplicativeUpdate(nn.Module):
@@ -71,7 +73,8 @@ class TriangleAttention(nn.Module):
 
     With `starting=False` it is OpenFold3's `tri_att_end`: z and the mask are transposed, and the
     triangle bias is taken from the untransposed pair, b_ik (the supplement's Algorithm 15 has
-    b_ki). Returns the update; rows are attended `chunk_size` at a time.
+    b_ki). Returns the update; rows are attended `chunk_size` at a time, or where that is unset
+    and the attention is not fused, as many as keep the scores within `SCORES_BYTES`.
     """
 
     def __init__(self, c_in: int, c_hidden: int, no_heads: int, starting: bool = True,
@@ -105,5 +108,8 @@ class TriangleAttention(nn.Module):
             x, mask = mx.swapaxes(x, -2, -3), mx.swapaxes(mask, -1, -2)
         key_mask = mx.max(mask, axis=-2)  # [*, J]: the keys of every unmasked row
         bias = triangle_bias + (self.inf * (key_mask - 1))[..., None, None, :]
+        if chunk_size is None and not is_fused(x.dtype):  # scores [*, I, H, J, J], I rows
+            row_bytes = math.prod(x.shape[:-3]) * self.mha.no_heads * x.shape[-2] ** 2 * x.dtype.size
+            chunk_size = rows_within(x.shape[-3], row_bytes)
         x = chunked(self._rows, [x], chunk_size, axis=-3, broadcast=[bias[..., None, :, :, :]])
         return x if self.starting else mx.swapaxes(x, -2, -3)
