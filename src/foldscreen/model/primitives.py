@@ -53,7 +53,7 @@ SCORES_BYTES = 2**31
 """The most bytes of attention scores a triangle attention without a set chunk size holds at
 once where its attention is not fused (float32): at 1,000 tokens its 4 x 1000^3 float32 scores
 are 16 GB a tensor, in the template stack and the confidence heads even when the trunk runs in
-bfloat16 (lease L10 peaked at 83 GiB there). Up to 512 tokens nothing is chunked."""
+bfloat16 (lease L10 peaked at 83 GiB there). One task of up to 512 tokens is not chunked."""
 
 
 def is_fused(dtype: mx.Dtype) -> bool:
