@@ -14,7 +14,7 @@
 #   tune     (carry .whlboto .whlwriter .devdata/architecture.json .devdata/protein_*.npz
 #            .devdata/screen_sample)  the writer's imports; bfloat16 without CUDA graphs under
 #            memory limits of 8, 5 and 3 GiB; the fastest whose peak at 384 is OpenFold3's or
-#            less goes to 1,000 tokens (in chunks of 256) and the screen steps after it; then
+#            less goes to 1,000 tokens (whole, and in chunks of 256) and the screen steps; then
 #            OpenFold3's featuriser on this machine (where it works, the screen featurises in
 #            workers)
 #   screen   (carry .devdata/screen .devdata/architecture.json; PART=even|odd) the 200-query
@@ -123,7 +123,9 @@ print(f"export MLX_USE_CUDA_GRAPHS=0 DEPTH={depth} LIMIT={limit}")
 print('export SCREEN_TUNED="--precision bfloat16 --queue-depth $DEPTH --memory-limit-gib $LIMIT"')
 PY
     cat /tmp/best_env; . /tmp/best_env
-    # 1,000 tokens peaked at 83 GiB whole under a 30 GiB limit (L10): in row chunks of 256
+    # 1,000 tokens peaked at 83 GiB whole under a 30 GiB limit (L10), before float32 triangle
+    # attention bounded its scores (primitives.SCORES_BYTES): whole again, and in row chunks of 256
+    bench speed mlx $A --queue-depth $DEPTH --memory-limit-gib 30 --repeats 1 --features $D/protein_1000.npz
     bench speed mlx $A --queue-depth $DEPTH --memory-limit-gib 30 --chunk-size 256 --repeats 1 \
         --features $D/protein_1000.npz
     tar -czf "${OUT:-/tmp/out}/mlx_kernels.tar.gz" -C /tmp mlx_kernels
