@@ -40,6 +40,7 @@ class MlxBackend(Backend):
     def __init__(self, settings: InferenceSettings, config: Any) -> None:
         super().__init__(settings, config)
         cuda_settings(settings)  # before MLX's first use of the GPU, which reads them
+        self._ungraphed = os.environ.get("MLX_USE_CUDA_GRAPHS") == "0"  # as MLX will read it
         import mlx.core as mx
 
         from ..model import blas
@@ -91,8 +92,7 @@ class MlxBackend(Backend):
         from ..model.buckets import token_bucket
 
         size = token_bucket(int(batch["token_mask"].shape[-1]))
-        ungraphed = os.environ.get("MLX_USE_CUDA_GRAPHS") == "0"  # as cuda_settings left it
-        if 2 * size > self.batch_tokens or (ungraphed and size > UNGRAPHED_BATCH_BUCKET):
+        if 2 * size > self.batch_tokens or (self._ungraphed and size > UNGRAPHED_BATCH_BUCKET):
             return None
         return size
 
