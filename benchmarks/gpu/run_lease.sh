@@ -123,17 +123,21 @@ print(f"export MLX_USE_CUDA_GRAPHS=0 DEPTH={depth} LIMIT={limit}")
 print('export SCREEN_TUNED="--precision bfloat16 --queue-depth $DEPTH --memory-limit-gib $LIMIT"')
 PY
     cat /tmp/best_env; . /tmp/best_env
-    # 1,000 tokens peaked at 83 GiB whole under a 30 GiB limit (L10), before float32 triangle
-    # attention bounded its scores (primitives.SCORES_BYTES): whole again, and in row chunks of 256
-    bench speed mlx $A --queue-depth $DEPTH --memory-limit-gib 30 --repeats 1 --features $D/protein_1000.npz
-    bench speed mlx $A --queue-depth $DEPTH --memory-limit-gib 30 --chunk-size 256 --repeats 1 \
-        --features $D/protein_1000.npz
     tar -czf "${OUT:-/tmp/out}/mlx_kernels.tar.gz" -C /tmp mlx_kernels
     # OpenFold3's featuriser on this machine: where it runs, the screen featurises in workers
     [ -d $D/screen_sample ] && bench featurise mlx --features $D/screen_sample/*.npz \
         && echo "export SCREEN_TUNED=\"\$SCREEN_TUNED --featurise-workers $(( $(nproc) - 2 ))\"" >> /tmp/best_env
     cat /tmp/best_env
     tail -n 30 /tmp/bench.err ;;
+big)  # (carry .devdata/protein_1000.npz) after tune, in a call of its own (kernel builds for new shapes)
+    A="--architecture $D/architecture.json --precision bfloat16"
+    # 1,000 tokens peaked at 83 GiB whole under a 30 GiB limit (L10), before float32 triangle
+    # attention bounded its scores (primitives.SCORES_BYTES): whole again, and in row chunks of 256
+    bench speed mlx $A --queue-depth $DEPTH --memory-limit-gib 30 --repeats 1 --features $D/protein_1000.npz
+    bench speed mlx $A --queue-depth $DEPTH --memory-limit-gib 30 --chunk-size 256 --repeats 1 \
+        --features $D/protein_1000.npz
+    tar -czf "${OUT:-/tmp/out}/mlx_kernels.tar.gz" -C /tmp mlx_kernels
+    tail -n 10 /tmp/bench.err ;;
 memory)  # model chunks at 384 and 1,000 tokens: peak and time; then bfloat16 against float32
     A="--architecture $D/architecture.json"
     bench speed mlx $A --repeats 1 --chunk-size 128 --features $D/protein_384.npz
