@@ -32,7 +32,9 @@ site=/tmp/site
 export PYTHONPATH=$site:$PWD/src PYTHONUNBUFFERED=1
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export MLX_PTX_CACHE_DIR=/tmp/mlx_kernels  # kept while the machine is warm
-(while sleep 10; do mkdir -p "${OUT:-/tmp/out}"; cp benchmarks/results/gpu.jsonl "${OUT:-/tmp/out}/gpu_$1.jsonl" 2>/dev/null; done) &
+# every 10 s, what a call killed at its limit must still bring back: the rows and the pass log
+(while sleep 10; do mkdir -p "${OUT:-/tmp/out}"; cp benchmarks/results/gpu.jsonl "${OUT:-/tmp/out}/gpu_$1.jsonl" 2>/dev/null
+    grep -s '^{"tasks"' /tmp/bench.err > "${OUT:-/tmp/out}/screen_passes.jsonl"; done) &
 bench() { python3 benchmarks/gpu/bench_gpu.py "$@" --lease "$lease" 2>>/tmp/bench.err; }
 wheels() { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site "$@"; }
 install_mlx() {  # the mlx-cuda-13 wheel rejoined from part_aa (staged) and part_ab (carried)

@@ -13,11 +13,6 @@ from .settings import InferenceSettings
 
 GPU_BATCH_TOKENS = 1536
 """Padded tokens per forward pass by default on a GPU, where small tasks are launch-bound."""
-UNGRAPHED_BATCH_BUCKET = 224
-"""The largest token bucket whose tasks share forward passes when MLX runs without CUDA graphs.
-On an H200 (bfloat16, lease L10) batching paid up to it (1.3-2.4 s per task in the screen's
-passes, 2.1-2.4 s for one task of 100 tokens alone) and not above: two 384-token tasks in one
-pass took 6.27 s without a memory limit and 6.86 s under 8 GiB, against 3.16 and 2.92 s alone."""
 
 
 def cuda_settings(settings: InferenceSettings) -> None:
@@ -40,7 +35,6 @@ class MlxBackend(Backend):
     def __init__(self, settings: InferenceSettings, config: Any) -> None:
         super().__init__(settings, config)
         cuda_settings(settings)  # before MLX's first use of the GPU, which reads them
-        self._ungraphed = os.environ.get("MLX_USE_CUDA_GRAPHS") == "0"  # as MLX will read it
         import mlx.core as mx
 
         from ..model import blas
@@ -87,14 +81,11 @@ class MlxBackend(Backend):
         return GPU_BATCH_TOKENS if self.model.compiled else 0
 
     def batch_size(self, batch: dict[str, Any]) -> int | None:
-        """Tasks of one token bucket share forward passes, up to `batch_tokens` padded tokens;
-        without CUDA graphs only those of buckets up to `UNGRAPHED_BATCH_BUCKET` tokens."""
+        """Tasks of one token bucket share forward passes, up to `batch_tokens` padded tokens."""
         from ..model.buckets import token_bucket
 
         size = token_bucket(int(batch["token_mask"].shape[-1]))
-        if 2 * size > self.batch_tokens or (self._ungraphed and size > UNGRAPHED_BATCH_BUCKET):
-            return None
-        return size
+        return size if 2 * size <= self.batch_tokens else None
 
     def forward(self, batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """OpenFold3.forward's (batch, outputs) at inference, computed in MLX."""
