@@ -14,9 +14,10 @@
 #   tune     (carry .whlboto .whlwriter .devdata/architecture.json .devdata/protein_*.npz
 #            .devdata/screen_sample)  the writer's imports; bfloat16 without CUDA graphs under
 #            memory limits of 8, 5 and 3 GiB; the fastest whose peak at 384 is OpenFold3's or
-#            less goes to 1,000 tokens (whole, and in chunks of 256) and the screen steps; then
-#            OpenFold3's featuriser on this machine (where it works, the screen featurises in
-#            workers)
+#            less goes to the big and screen steps; then OpenFold3's featuriser on this machine
+#            (where it works, the screen featurises in workers)
+#   big      (carry .devdata/protein_1000.npz .devdata/architecture.json; after tune) 1,000
+#            tokens, whole and in chunks of 256, under a 30 GiB limit
 #   screen   (carry .devdata/screen .devdata/architecture.json; PART=even|odd) the 200-query
 #            screen through the inference task loop, half per call; every forward pass's shape
 #            and time to screen_passes.jsonl
@@ -131,7 +132,7 @@ PY
         && echo "export SCREEN_TUNED=\"\$SCREEN_TUNED --featurise-workers $(( $(nproc) - 2 ))\"" >> /tmp/best_env
     cat /tmp/best_env
     tail -n 30 /tmp/bench.err ;;
-big)  # (carry .devdata/protein_1000.npz) after tune, in a call of its own (kernel builds for new shapes)
+big)  # a call of its own: the kernel builds of its new shapes do not fit in tune's
     A="--architecture $D/architecture.json --precision bfloat16"
     # 1,000 tokens peaked at 83 GiB whole under a 30 GiB limit (L10), before float32 triangle
     # attention bounded its scores (primitives.SCORES_BYTES): whole again, and in row chunks of 256
