@@ -2,6 +2,7 @@
 
     python benchmarks/bench_memory.py --features .devdata/protein_384.npz --samples 5 --compiled
     python benchmarks/bench_memory.py --features .devdata/protein_384.npz --chunk-size 128
+    python benchmarks/bench_memory.py --features .devdata/protein_384.npz --compiled --precision bfloat16
 
 The released widths (`.devdata/architecture.json`, from `bench_gpu.py`) with one block per
 stack: the transient peak of a part does not grow with its number of blocks (each block's
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--compiled", action="store_true", help="as on a GPU (padded to the bucket)")
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                        help="inference.precision: the MSA module, PairFormer and token transformer")
     parser.add_argument("--memory-limit-gib", type=float, default=None, help="inference.memory_limit_gib")
     args = parser.parse_args()
 
@@ -61,6 +64,8 @@ def main() -> None:
     if args.memory_limit_gib is not None:
         mx.set_memory_limit(int(args.memory_limit_gib * GIB))
     model = OpenFold3(arch, compiled=args.compiled)
+    if args.precision != "float32":
+        model.set_precision(getattr(mx, args.precision))
     mx.eval(model.parameters())
     with np.load(args.features) as saved:
         batch = to_mlx_batch({key: torch.from_numpy(saved[key]) for key in saved.files
@@ -69,7 +74,8 @@ def main() -> None:
     padded = (token_bucket(n_token), atom_bucket(n_atom)) if args.compiled else (n_token, n_atom)
     batch = stack_batches([batch], padded)
     row = {"features": args.features.name, "tokens": padded[0], "atoms": padded[1],
-           "samples": args.samples, "chunk_size": args.chunk_size, "compiled": args.compiled,
+           "samples": args.samples, "precision": args.precision, "chunk_size": args.chunk_size,
+           "compiled": args.compiled,
            "memory_limit_gib": args.memory_limit_gib,
            "device": str(mx.default_device()),
            "weights_gib": round(sum(v.nbytes for _, v in tree_flatten(model.parameters())) / GIB, 3)}
