@@ -24,14 +24,19 @@ import foldscreen.model  # noqa: F401  (first: routes MLX's CPU BLAS where there
 GIB = 2**30
 
 
-def architecture(path: Path, samples: int) -> dict:
-    """The released architecture, one block per stack, 0 recycles, 2 steps, `samples` samples."""
-    arch = json.loads(path.read_text())
+def one_block_each(arch) -> None:
+    """Cut every stack of an architecture (a dict or ConfigDict) to one block, in place."""
     arch["pairformer"]["no_blocks"] = 1
     arch["msa"]["msa_module"]["no_blocks"] = 1
     arch["template"]["template_pair_stack"]["no_blocks"] = 1
     arch["diffusion_module"]["diffusion_transformer"]["no_blocks"] = 1
     arch["heads"]["pairformer_embedding"]["pairformer"]["no_blocks"] = 1
+
+
+def architecture(path: Path, samples: int) -> dict:
+    """The released architecture, one block per stack, 0 recycles, 2 steps, `samples` samples."""
+    arch = json.loads(path.read_text())
+    one_block_each(arch)
     arch["shared"]["num_recycles"] = 0
     arch["shared"]["diffusion"].update(no_full_rollout_steps=2, no_full_rollout_samples=samples)
     return arch

@@ -113,8 +113,9 @@ def test_unfused_triangle_attention_bounds_its_scores_unless_a_chunk_size_is_set
     a set chunk size wins, and half precision (fused: no scores held) is never chunked."""
     from foldscreen.model import primitives, triangle
 
-    assert primitives.rows_within(1000, 4 * 1000**2 * 4) == 134  # 1,000 tokens, 4 heads
-    assert primitives.rows_within(512, 4 * 512**2 * 4) is None  # up to 512 tokens, no chunks
+    assert primitives.rows_within(1000, 4 * 1000**2 * 4) == 16  # 1,000 tokens, 4 heads
+    assert primitives.rows_within(384, 4 * 384**2 * 4) == 113  # 384 tokens: 4 chunks
+    assert primitives.rows_within(256, 4 * 256**2 * 4) is None  # up to 256 tokens, no chunks
     ours = port(randomise(TorchTriangleAttention(C_Z, C_ATT, HEADS)), TriangleAttention(C_Z, C_ATT, HEADS))
     _, z_m = inputs(B, N, N, C_Z)
     _, (_, keep_m) = token_masks()

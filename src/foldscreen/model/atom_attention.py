@@ -75,17 +75,21 @@ class AtomWindows:
 
 def aggregate_to_tokens(x: mx.array, atom_to_token_index: mx.array, atom_mask: mx.array,
                         n_token: int, eps: float = 1e-9) -> mx.array:
-    """Mean over each token's unmasked atoms: [*, N_atom, C] -> [*, N_token, C]."""
+    """Mean over each token's unmasked atoms: [*, N_atom, C] -> [*, N_token, C].
+
+    Masked atoms go to a spare token in front. No constant here depends on the size: a compiled
+    graph's fused kernels are named by their constants, so one that did (the spare token's
+    index N_token) would build new kernels for every token bucket.
+    """
     batch, n_atom, channels = x.shape[:-2], x.shape[-2], x.shape[-1]
     mask = mx.broadcast_to(atom_mask, x.shape[:-1]).astype(x.dtype)
-    token = mx.where(mask > 0, atom_to_token_index, n_token).reshape(-1, n_atom)  # spare token
-    rows = (token + (n_token + 1) * mx.arange(token.shape[0])[:, None]).reshape(-1)
-    n_rows = token.shape[0] * (n_token + 1)
-    total = mx.zeros((n_rows, channels), x.dtype).at[rows].add(
-        (x * mask[..., None]).reshape(-1, channels))
-    count = mx.zeros((n_rows,), x.dtype).at[rows].add(mask.reshape(-1))
-    mean = total / (count[:, None] + eps)
-    return mean.reshape(*batch, n_token + 1, channels)[..., :n_token, :]
+    token = mx.where(mask > 0, atom_to_token_index + 1, 0).reshape(-1, n_atom)
+    row = mx.arange(token.shape[0])[:, None]
+    total = mx.zeros((token.shape[0], n_token + 1, channels), x.dtype).at[row, token].add(
+        (x * mask[..., None]).reshape(-1, n_atom, channels))
+    count = mx.zeros((token.shape[0], n_token + 1), x.dtype).at[row, token].add(mask.reshape(-1, n_atom))
+    mean = total / (count[..., None] + eps)
+    return mean.reshape(*batch, n_token + 1, channels)[..., 1:, :]
 
 
 def normalised(x: mx.array) -> mx.array:

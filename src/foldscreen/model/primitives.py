@@ -49,11 +49,14 @@ class AdaLN(nn.Module):
         return mx.sigmoid(self.linear_g(s)) * a + self.linear_s(s)
 
 
-SCORES_BYTES = 2**31
+SCORES_BYTES = 2**28
 """The most bytes of attention scores a triangle attention without a set chunk size holds at
-once where its attention is not fused (float32): at 1,000 tokens its 4 x 1000^3 float32 scores
-are 16 GB a tensor, in the template stack and the confidence heads even when the trunk runs in
-bfloat16 (lease L10 peaked at 83 GiB there). One task of up to 512 tokens is not chunked."""
+once where its attention is not fused (float32: the template stack and the confidence heads,
+even when the trunk runs in bfloat16). At 384 tokens the 4 x 384^3 float32 scores of one call
+are 0.9 GiB, and their softmax as much again: the heads' largest transient (3.5 GiB on the CPU)
+and why MLX peaked above OpenFold3 there; 256 MiB attends them in 4 chunks of rows. At 1,000
+tokens the scores are 16 GB a tensor (lease L10 peaked at 83 GiB). One task of up to 256
+tokens is not chunked."""
 
 
 def is_fused(dtype: mx.Dtype) -> bool:
