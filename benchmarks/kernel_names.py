@@ -44,7 +44,6 @@ def main() -> None:
 
     import mlx.core as mx
 
-    import foldscreen.model  # noqa: F401  (first: routes MLX's CPU BLAS where there is no GPU)
     from foldscreen.contracts import DEMO_WEIGHTS, Chain
     from foldscreen.inference.featurise import featurise, query_set, silence_known_warnings
     from foldscreen.inference.model_config import model_config

@@ -110,8 +110,8 @@ tune)
     export MLX_USE_CUDA_GRAPHS=0
     A="--architecture $D/architecture.json --precision bfloat16"
     # MLX's memory limit (inference.memory_limit_gib), at which its host waits for the GPU: 8 and
-    # 5 GiB cost nothing at 384 tokens in L10 (10.1 and 8.1 GiB peaks); does 3 reach OpenFold3's?
-    bench speed mlx $A --repeats 3 --queue-depth 2 --memory-limit-gib 8 5 3 --features $D/protein_384.npz $D/protein_100.npz
+    # 5 GiB cost nothing at 384 tokens in L10 (10.1 and 8.1 GiB peaks); 3 bounded nothing more (L11)
+    bench speed mlx $A --repeats 3 --queue-depth 2 --memory-limit-gib 8 5 --features $D/protein_384.npz $D/protein_100.npz
     LEASE=$lease python3 - <<'PY' > /tmp/best_env  # the fastest lean setting, for later steps
 import json, os
 rows = [json.loads(line) for line in open("benchmarks/results/gpu.jsonl")]
