@@ -103,6 +103,10 @@ def mlx_model(args: argparse.Namespace, precision: str, compiled: bool | None = 
     from foldscreen.model.openfold3 import OpenFold3
 
     mx.random.seed(0)  # the same random weights in every process
+    if args.scores_mib is not None:
+        from foldscreen.model import primitives
+
+        primitives.SCORES_BYTES = args.scores_mib * 2**20
     compiled = not args.eager if compiled is None else compiled
     model = OpenFold3(config(args, "mlx").architecture, compiled=compiled)
     mx.eval(model.parameters())
@@ -418,6 +422,7 @@ def emit(args: argparse.Namespace, row: dict[str, Any]) -> None:
            "precision": "float32" if args.framework == "openfold3" else args.precision,
            "chunk_size": args.chunk_size, "queue_depth": (args.queue_depth or [None])[0],
            "memory_limit_gib": (args.memory_limit_gib or [None])[0], "lease": args.lease,
+           **({"scores_mib": args.scores_mib} if args.scores_mib is not None else {}),
            **row}
     line = json.dumps(row)
     print(line, flush=True)
@@ -453,6 +458,8 @@ def main() -> None:
                         help="MLX screen: featurise here in this many worker processes")
     parser.add_argument("--memory-limit-gib", type=float, nargs="+", default=None,
                         help="MLX: inference.memory_limit_gib; speed: a row for each")
+    parser.add_argument("--scores-mib", type=int, default=None,
+                        help="MLX: primitives.SCORES_BYTES in MiB (the float32 triangle attentions' bound)")
     args = parser.parse_args()
     if args.framework == "mlx":  # (the GPU machine's OpenFold3 rows run before MLX is installed)
         run_settings((args.queue_depth or [None])[0], (args.memory_limit_gib or [None])[0])

@@ -96,8 +96,9 @@ final)  # (carry .devdata/architecture.json .devdata/protein_*.npz): speed rows 
 screen)
     nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 250 > "${OUT:-/tmp/out}/gpu_busy.csv" & smi=$!
     # PART=even|odd: half the screen per call (one call cannot hold it all), as two jobs would
-    case ${PART:-all} in even) F="$D/screen/screen_??[02468]_*.npz" ;; odd) F="$D/screen/screen_??[13579]_*.npz" ;;
-        *) F="$D/screen/*.npz" ;; esac
+    # (without PART the whole screen ran into L12's 480 s limit and gave no rate: PART is required)
+    case ${PART:-} in even) F="$D/screen/screen_??[02468]_*.npz" ;; odd) F="$D/screen/screen_??[13579]_*.npz" ;;
+        *) echo "screen: set PART=even or PART=odd (half the screen per call)"; kill $smi; exit 1 ;; esac
     bench screen mlx --architecture $D/architecture.json --budget-s ${BUDGET:-inf} ${SCREEN_ARGS:-} \
         ${SCREEN_TUNED:-} --features $F
     grep '^{"tasks"' /tmp/bench.err > "${OUT:-/tmp/out}/screen_passes.jsonl"
