@@ -55,9 +55,8 @@ once where its attention is not fused (float32: the template stack and the confi
 even when the trunk runs in bfloat16). At 384 tokens the 4 x 384^3 float32 scores of one call
 are 0.9 GiB, and their softmax as much again: 256 MiB attends them in 4 chunks of rows, which
 took the heads' peak from 3.5 to 1.9 GiB on the CPU and 384 tokens on the GPU from 8.17 to
-7.27 GiB (benchmarks/RESULTS.md, lease L12). At 1,000
-tokens the scores are 16 GB a tensor (lease L10 peaked at 83 GiB). One task of up to 256
-tokens is not chunked."""
+7.27 GiB (benchmarks/RESULTS.md, lease L12). At 1,000 tokens the scores are 16 GB a tensor
+(lease L10 peaked at 83 GiB). One task of up to 256 tokens is not chunked."""
 
 
 def is_fused(dtype: mx.Dtype) -> bool:
