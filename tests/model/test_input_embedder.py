@@ -99,6 +99,38 @@ def test_mean_over_each_tokens_atoms():
     assert relative_error(ours, reference) <= TOLERANCE
 
 
+KERNELS_PER_SIZE = """
+import os
+from pathlib import Path
+import mlx.core as mx
+from foldscreen.model.atom_attention import aggregate_to_tokens
+built = []
+for n_token in (64, 80):  # two token buckets of one compiled function
+    n_atom = 8 * n_token
+    index = mx.minimum(mx.arange(n_atom) // 8, n_token - 1)[None].astype(mx.int32)
+    mean = mx.compile(lambda x, index, mask: aggregate_to_tokens(x, index, mask, n_token))
+    mx.eval(mean(mx.ones((2, 1, n_atom, 4)), index, mx.ones((1, n_atom))))
+    built.append(len(list(Path(os.environ["TMPDIR"]).rglob("*.so"))))
+print(built)
+"""
+
+
+def test_mean_over_each_tokens_atoms_builds_no_kernel_per_token_bucket(tmp_path):
+    """A compiled graph's fused kernels are named by their constants: had the mean a constant
+    that depends on the size, every token bucket would build kernels of its own (seconds each on
+    a GPU). MLX's CPU backend builds each kernel as a library under TMPDIR, so count them."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", KERNELS_PER_SIZE], capture_output=True, text=True,
+                         env={**os.environ, "TMPDIR": str(tmp_path)}, check=True)
+    first, second = json.loads(run.stdout)
+    assert first > 0  # the probe sees MLX's kernels
+    assert second == first
+
+
 @pytest.mark.parametrize("cyclic", [(), (2,), (1, 3, 4)])  # cyclic chains of 6, 5, 3, 2 tokens
 def test_relative_position_encoding(cyclic):
     asym = torch.tensor([[1] * 6 + [2] * 5 + [3] * 3 + [4] * 2])
