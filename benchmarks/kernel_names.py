@@ -5,11 +5,13 @@
 Each argument is one forward pass: the lengths of its random single-chain proteins, one task
 each, padded together to their size bucket as a screen's pass is. MLX names a compiled graph's
 fused kernels by their operations, dtypes and constants, not by their shape, and its CPU
-backend builds each name once as `$TMPDIR/mlx/<version>/cpu/lib<name>.so` (on a GPU, one NVRTC
-module: seconds each). So the files a pass adds are the kernels a GPU would build for it. The
+backend builds each name once per rank as `$TMPDIR/mlx/<version>/cpu/lib<name>_<rank>.so`; on
+CUDA one NVRTC module holds every rank of a name. So the names a pass adds, without their rank,
+are the modules a GPU would build for it. The
 model is the released architecture (or `--demo`'s) with one block per stack, 0 recycles and
 2 steps: every kind of block still runs. Prints one JSON line per pass: its size, the number
-of new kernels, their names (shortened) and seconds.
+of new kernels and of new GPU modules (a name in all its ranks), the names (shortened) and
+seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import re
 import sys
 import tempfile
 import time
@@ -29,6 +32,12 @@ AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 def kernels(root: Path) -> set[str]:
     """The names of the kernels MLX's CPU backend has built under `root`."""
     return {path.stem.removeprefix("lib") for path in root.rglob("*.so")}
+
+
+def modules(names: set[str]) -> set[str]:
+    """The names without their `_contiguous` or `_strided_<rank>` ending: on CUDA one module
+    holds every variant of a name, so these are what a GPU would build."""
+    return {re.sub(r"_(contiguous|strided_\d+)$", "", name) for name in names}
 
 
 def main() -> None:
@@ -85,10 +94,11 @@ def main() -> None:
         seconds = time.perf_counter() - start
         now = kernels(root)
         new = sorted(now - built)
-        built = now
         print(json.dumps({"pass": spec, "tokens": [b["token_mask"].shape[-1] for b in batches],
-                          "new_kernels": len(new), "seconds": round(seconds, 1),
+                          "new_kernels": len(new), "new_gpu_modules": len(modules(now) - modules(built)),
+                          "seconds": round(seconds, 1),
                           "names": [name[:80] for name in new]}), flush=True)
+        built = now
 
 
 if __name__ == "__main__":

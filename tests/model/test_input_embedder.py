@@ -117,8 +117,8 @@ print(built)
 
 def test_mean_over_each_tokens_atoms_builds_no_kernel_per_token_bucket(tmp_path):
     """A compiled graph's fused kernels are named by their constants: had the mean a constant
-    that depends on the size, every token bucket would build kernels of its own (seconds each on
-    a GPU). MLX's CPU backend builds each kernel as a library under TMPDIR, so count them."""
+    that depends on the size, every token bucket would build kernels of its own, on a GPU at
+    its first pass. MLX's CPU backend builds each kernel as a library under TMPDIR, so count them."""
     import json
     import os
     import subprocess
