@@ -19,14 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import re
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 
 
 def kernels(root: Path) -> set[str]:
@@ -60,8 +57,9 @@ def main() -> None:
     from foldscreen.model.batch import to_mlx_batch
     from foldscreen.model.openfold3 import OpenFold3
 
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parent / "gpu")]
     from bench_memory import one_block_each
+    from make_features import protein, single_sequence_msas
 
     silence_known_warnings()
     weights = DEMO_WEIGHTS if args.demo else "released"  # only its widths are read: never opened
@@ -71,23 +69,18 @@ def main() -> None:
     model = OpenFold3(arch, compiled=True)
     if args.precision != "float32":
         model.set_precision(getattr(mx, args.precision))
-    rng = random.Random(0)
-    scratch = Path(tempfile.mkdtemp(prefix="features_"))
 
-    def protein(length: int, index: int) -> dict:
-        sequence = "".join(rng.choice(AMINO_ACIDS) for _ in range(length))
-        folder = scratch / f"q{index}"
-        folder.mkdir()
-        (folder / "colabfold_main.a3m").write_text(f">query\n{sequence}\n")
-        chains = (Chain("protein", ("A",), sequence=sequence),)
-        batch = featurise(query_set(f"q{index}", chains, {"A": str(folder / "colabfold_main.a3m")}),
-                          f"q{index}", 1, folder)
-        return to_mlx_batch(batch)
+    def task(length: int, index: int) -> dict:
+        """One random protein's features, with a single-sequence alignment."""
+        chains = (Chain("protein", ("A",), sequence=protein(length, index)),)
+        folder = Path(tempfile.mkdtemp(prefix="features_"))
+        msas = single_sequence_msas(chains, folder)
+        return to_mlx_batch(featurise(query_set(f"q{index}", chains, msas), f"q{index}", 1, folder))
 
     built = kernels(root)
     for number, spec in enumerate(args.passes):
         lengths = [int(n) for n in spec.split(",")]
-        batches = [protein(n, 100 * number + i) for i, n in enumerate(lengths)]
+        batches = [task(n, 100 * number + i) for i, n in enumerate(lengths)]
         start = time.perf_counter()
         outputs = model.predict(batches, list(range(len(batches))))
         mx.eval([list(out.values()) for out in outputs])
