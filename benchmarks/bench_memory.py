@@ -3,11 +3,15 @@
     python benchmarks/bench_memory.py --features .devdata/protein_384.npz --samples 5 --compiled
     python benchmarks/bench_memory.py --features .devdata/protein_384.npz --chunk-size 128
     python benchmarks/bench_memory.py --features .devdata/protein_384.npz --compiled --precision bfloat16
+    python benchmarks/bench_memory.py --features .devdata/protein_384.npz --compiled --precision bfloat16 \
+        --memory-limit-gib 5 --full    # on a GPU, where the host's queue shows
 
 The released widths (`.devdata/architecture.json`, from `bench_gpu.py`) with one block per
 stack: the transient peak of a part does not grow with its number of blocks (each block's
 activations are freed before the next), so the figures say where memory goes at full size in
-minutes of CPU, not hours. 0 recycles and 2 denoising steps for the same reason. Prints one
+minutes of CPU, not hours. 0 recycles and 2 denoising steps for the same reason. `--full` keeps
+the released depth, recycles and steps: on a GPU without CUDA graphs the host queues work ahead
+of the device, and what that holds grows with the work queued. Prints one
 JSON line: the weights, and per part its peak and what stays allocated after it (GiB).
 """
 
@@ -33,12 +37,15 @@ def one_block_each(arch) -> None:
     arch["heads"]["pairformer_embedding"]["pairformer"]["no_blocks"] = 1
 
 
-def architecture(path: Path, samples: int) -> dict:
-    """The released architecture, one block per stack, 0 recycles, 2 steps, `samples` samples."""
+def architecture(path: Path, samples: int, full: bool = False) -> dict:
+    """The released architecture with `samples` samples; unless `full`, one block per stack,
+    0 recycles and 2 steps."""
     arch = json.loads(path.read_text())
-    one_block_each(arch)
-    arch["shared"]["num_recycles"] = 0
-    arch["shared"]["diffusion"].update(no_full_rollout_steps=2, no_full_rollout_samples=samples)
+    arch["shared"]["diffusion"]["no_full_rollout_samples"] = samples
+    if not full:
+        one_block_each(arch)
+        arch["shared"]["num_recycles"] = 0
+        arch["shared"]["diffusion"]["no_full_rollout_steps"] = 2
     return arch
 
 
@@ -52,6 +59,8 @@ def main() -> None:
     parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
                         help="inference.precision: the MSA module, PairFormer and token transformer")
     parser.add_argument("--memory-limit-gib", type=float, default=None, help="inference.memory_limit_gib")
+    parser.add_argument("--full", action="store_true",
+                        help="every block, 3 recycles and 200 steps, as a GPU runs them (a minute there)")
     args = parser.parse_args()
 
     import ml_collections
@@ -64,7 +73,7 @@ def main() -> None:
     from foldscreen.model.openfold3 import OpenFold3, msa_keys
     from foldscreen.model.sampler import KeyedDraws, StackedDraws, sample_atom_positions
 
-    arch = ml_collections.ConfigDict(architecture(args.architecture, args.samples))
+    arch = ml_collections.ConfigDict(architecture(args.architecture, args.samples, args.full))
     mx.random.seed(0)
     if args.memory_limit_gib is not None:
         mx.set_memory_limit(int(args.memory_limit_gib * GIB))
@@ -80,7 +89,7 @@ def main() -> None:
     batch = stack_batches([batch], padded)
     row = {"features": args.features.name, "tokens": padded[0], "atoms": padded[1],
            "samples": args.samples, "precision": args.precision, "chunk_size": args.chunk_size,
-           "compiled": args.compiled,
+           "compiled": args.compiled, "full": args.full,
            "memory_limit_gib": args.memory_limit_gib,
            "device": str(mx.default_device()),
            "weights_gib": round(sum(v.nbytes for _, v in tree_flatten(model.parameters())) / GIB, 3)}
@@ -92,10 +101,12 @@ def main() -> None:
         mx.reset_peak_memory()
 
     part("inputs")
-    s_input, s, z = model.run_trunk(batch, 1, args.chunk_size, [msa_keys(1, 1)])
+    cycles, steps = arch.shared.num_recycles + 1, arch.shared.diffusion.no_full_rollout_steps
+    s_input, s, z = model.run_trunk(batch, cycles, args.chunk_size, [msa_keys(1, cycles)])
     part("trunk", s_input, s, z)
     positions = sample_atom_positions(model.diffusion_module, model._architecture, batch, s_input, s, z,
-                                      1, args.chunk_size, draws=StackedDraws([KeyedDraws(1, 2, n_atom)]),
+                                      1, args.chunk_size,
+                                      draws=StackedDraws([KeyedDraws(1, steps, n_atom, args.compiled)]),
                                       compiled=args.compiled)
     part("diffusion", positions)
     sampled = {k: mx.expand_dims(v, 1) for k, v in batch.items() if v.ndim > 0}

@@ -21,6 +21,8 @@
 #   screen   (carry .devdata/screen .devdata/architecture.json; PART=even|odd) the 200-query
 #            screen through the inference task loop, half per call; every forward pass's shape
 #            and time to screen_passes.jsonl
+#   probe    (after tune, in the same call) a pass of 4 x 384 tokens under 8 GiB and under MLX's
+#            own limit; the 384-token peak part by part at full size (bench_memory.py --full)
 # Other steps, after stage, install and deps: mlx and final (speed rows as they stand), memory
 # (model chunks; bfloat16 against float32 on ten featurised queries).
 # Each later step needs the earlier ones' installs (/tmp/site stays while the machine is warm).
@@ -133,6 +135,18 @@ PY
         && echo "export SCREEN_TUNED=\"\$SCREEN_TUNED --featurise-workers $(( $(nproc) - 2 ))\"" >> /tmp/best_env
     cat /tmp/best_env
     tail -n 30 /tmp/bench.err ;;
+probe)  # (after tune, in its call) where a batched pass of large tasks and the 384-token peak go
+    A="--architecture $D/architecture.json --precision bfloat16 --queue-depth $DEPTH"
+    # 4 tasks of 384 tokens in one pass (the screen's dear passes): under the screen's 8 GiB
+    # limit, and under MLX's own (95% of the GPU); per task, against 384 alone in tune
+    bench speed mlx $A --batch 4 --memory-limit-gib 8 130 --features $D/protein_384.npz
+    # the 384-token peak, part by part, at full size under the 5 GiB limit
+    python3 benchmarks/bench_memory.py --features $D/protein_384.npz --compiled --precision bfloat16 \
+        --memory-limit-gib 5 --full 2>>/tmp/bench.err | tee -a "${OUT:-/tmp/out}/memory.jsonl"
+    # MLX commits every 100 kernels on an H200 (MLX_MAX_OPS_PER_BUFFER): what smaller commits hold
+    MLX_MAX_OPS_PER_BUFFER=20 bench speed mlx $A --repeats 3 --memory-limit-gib 5 --features $D/protein_384.npz
+    tar -czf "${OUT:-/tmp/out}/mlx_kernels.tar.gz" -C /tmp mlx_kernels
+    tail -n 10 /tmp/bench.err ;;
 big)  # a call of its own: the kernel builds of its new shapes do not fit in tune's
     A="--architecture $D/architecture.json --precision bfloat16"
     # 1,000 tokens peaked at 83 GiB whole under a 30 GiB limit (L10), before float32 triangle
