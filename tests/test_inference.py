@@ -210,13 +210,19 @@ def test_cuda_settings_set_mlx_s_environment_unless_the_user_has(monkeypatch, tm
 
     monkeypatch.delenv("MLX_PTX_CACHE_DIR", raising=False)
     monkeypatch.delenv("MLX_USE_CUDA_GRAPHS", raising=False)
+    monkeypatch.delenv("MLX_MAX_OPS_PER_BUFFER", raising=False)
     cuda_settings(InferenceSettings(kernel_cache=str(tmp_path / "kernels")))
     assert os.environ["MLX_PTX_CACHE_DIR"] == str((tmp_path / "kernels").resolve())
     assert "MLX_USE_CUDA_GRAPHS" not in os.environ  # graphs stay on by default
+    assert "MLX_MAX_OPS_PER_BUFFER" not in os.environ  # and so do MLX's commit sizes
     monkeypatch.setenv("MLX_PTX_CACHE_DIR", "/users/own")
     cuda_settings(InferenceSettings(kernel_cache="other", cuda_graphs=False))
     assert os.environ["MLX_PTX_CACHE_DIR"] == "/users/own"
     assert os.environ["MLX_USE_CUDA_GRAPHS"] == "0"
+    assert os.environ["MLX_MAX_OPS_PER_BUFFER"] == "20"
+    monkeypatch.setenv("MLX_MAX_OPS_PER_BUFFER", "100")
+    cuda_settings(InferenceSettings(cuda_graphs=False))
+    assert os.environ["MLX_MAX_OPS_PER_BUFFER"] == "100"
 
 
 def test_memory_limit_sets_mlx_s_limit_and_changes_no_digest():

@@ -24,11 +24,15 @@ AMINO = "ACDEFGHIKLMNPQRSTVWY"
 
 
 def protein(n: int, seed: int) -> str:
-    return "".join(random.Random(seed).choice(AMINO) for _ in range(n))
+    """n residues drawn uniformly from the 20 amino acids by one generator seeded `seed`."""
+    return nucleic(n, seed, AMINO)
 
 
 def nucleic(n: int, seed: int, letters: str) -> str:
-    return "".join(random.Random(seed).choice(letters) for _ in range(n))
+    """n letters drawn uniformly from `letters` (until 2026-12-03 each letter was drawn by a new
+    generator of the same seed: every sequence was one letter repeated)."""
+    rng = random.Random(seed)
+    return "".join(rng.choice(letters) for _ in range(n))
 
 
 def queries() -> dict[str, tuple[Chain, ...]]:

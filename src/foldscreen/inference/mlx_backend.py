@@ -14,6 +14,11 @@ from .settings import InferenceSettings
 GPU_BATCH_TOKENS = 1536
 """Padded tokens per forward pass by default on a GPU, where small tasks are launch-bound."""
 
+UNGRAPHED_OPS_PER_COMMIT = 20
+"""Kernels per commit without CUDA graphs (MLX_MAX_OPS_PER_BUFFER; MLX's own is 100 on an H200):
+the host queues up to 10 commits ahead of the GPU, each holding its kernels' inputs, so smaller
+commits hold less. At 384 tokens under a 5 GiB memory limit: 5.27 GiB, 3.74 s (L13)."""
+
 
 def cuda_settings(settings: InferenceSettings) -> None:
     """The environment of MLX's CUDA backend (other backends do not read it); what the user's
@@ -21,12 +26,14 @@ def cuda_settings(settings: InferenceSettings) -> None:
 
     `kernel_cache`: the folder of the kernels MLX builds on first use (MLX_PTX_CACHE_DIR).
     `cuda_graphs: false` launches kernels one by one (MLX_USE_CUDA_GRAPHS=0): on an H200 a task
-    ran 25-35% faster (50% at 100 tokens), but its peak memory was 2-5x (benchmarks/RESULTS.md).
+    ran 25-35% faster (50% at 100 tokens), but its peak memory was 2-5x (benchmarks/RESULTS.md);
+    it then also closes a commit every `UNGRAPHED_OPS_PER_COMMIT` kernels.
     """
     if settings.kernel_cache:  # MLX makes the folder when it first writes there
         os.environ.setdefault("MLX_PTX_CACHE_DIR", str(Path(settings.kernel_cache).resolve()))
     if not settings.cuda_graphs:
         os.environ.setdefault("MLX_USE_CUDA_GRAPHS", "0")
+        os.environ.setdefault("MLX_MAX_OPS_PER_BUFFER", str(UNGRAPHED_OPS_PER_COMMIT))
 
 
 class MlxBackend(Backend):
