@@ -107,7 +107,8 @@ def featurise_protein(n: int) -> dict:
     from foldscreen.contracts import Chain
     from foldscreen.inference.featurise import featurise, query_set
 
-    sequence = "".join(random.Random(n).choice(AMINO) for _ in range(n))
+    rng = random.Random(n)  # one generator: a new one per residue made a homopolymer (until 2026-12-03)
+    sequence = "".join(rng.choice(AMINO) for _ in range(n))
     folder = Path(tempfile.mkdtemp())
     (folder / "msa").mkdir()
     (folder / "msa" / "colabfold_main.a3m").write_text(f">query\n{sequence}\n")
