@@ -24,7 +24,7 @@
 #   probe    (after tune, in the same call) a pass of 4 x 384 tokens under 8 GiB and under MLX's
 #            own limit; the 384-token peak part by part at full size (bench_memory.py --full)
 # Other steps, after stage, install and deps: mlx and final (speed rows as they stand), memory
-# (model chunks; bfloat16 against float32 on ten featurised queries).
+# (model chunks; bfloat16 against float32 on ten featurised queries), accuracy (the latter only).
 # Each later step needs the earlier ones' installs (/tmp/site stays while the machine is warm).
 # Every row goes to benchmarks/results/gpu.jsonl and is copied to $OUT.
 set -uo pipefail
@@ -66,6 +66,9 @@ deps)  # OpenFold3's predict preset: the reference rows of this lease
     bench speed openfold3 --features $D/protein_100.npz $D/protein_384.npz
     # once per query on ten of the screen's queries (carry .devdata/screen_sample: make_screen.py --sample 10)
     [ -d $D/screen_sample ] && bench screen openfold3 --features $D/screen_sample/*.npz
+    tail -n 5 /tmp/bench.err ;;
+of3screen)  # (carry .devdata/screen_sample) OpenFold3's screen rate alone, when deps ran without it
+    bench screen openfold3 --features $D/screen_sample/*.npz
     tail -n 5 /tmp/bench.err ;;
 mlx)  # MLX's speed rows: a fresh machine's first call, then without CUDA graphs; parts profiled
     A="--architecture $D/architecture.json"
@@ -110,7 +113,8 @@ screen)
     tail -n 5 /tmp/bench.err ;;
 tune)
     python3 -c "import lmdb, pdbeccdutils, rdkit.Chem.Draw, openfold3.core.runners.writer; print('writer imports: ok')"
-    export MLX_USE_CUDA_GRAPHS=0
+    # as `inference.cuda_graphs: false` sets them (mlx_backend.cuda_settings): 20 kernels a commit
+    export MLX_USE_CUDA_GRAPHS=0 MLX_MAX_OPS_PER_BUFFER=${MLX_MAX_OPS_PER_BUFFER:-20}
     A="--architecture $D/architecture.json --precision bfloat16"
     # MLX's memory limit (inference.memory_limit_gib), at which its host waits for the GPU: 8 and
     # 5 GiB cost nothing at 384 tokens in L10 (10.1 and 8.1 GiB peaks); 3 bounded nothing more (L11)
@@ -125,7 +129,8 @@ at = {n: {setting(r): r for r in ours if r["n_tokens"] == n} for n in (100, 384)
 both = [s for s in at[384] if s in at[100]]
 lean = [s for s in both if at[384][s]["peak_gib"] <= 6.65] or both  # OpenFold3's peak at 384 (L5-L9)
 depth, limit = min(lean, key=lambda s: at[384][s]["median_s"] + at[100][s]["median_s"])
-print(f"export MLX_USE_CUDA_GRAPHS=0 DEPTH={depth} LIMIT={limit}")
+print(f"export MLX_USE_CUDA_GRAPHS=0 MLX_MAX_OPS_PER_BUFFER={os.environ['MLX_MAX_OPS_PER_BUFFER']}"
+      f" DEPTH={depth} LIMIT={limit}")
 print('export SCREEN_TUNED="--precision bfloat16 --queue-depth $DEPTH --memory-limit-gib $LIMIT"')
 PY
     cat /tmp/best_env; . /tmp/best_env
@@ -156,6 +161,10 @@ big)  # a call of its own: the kernel builds of its new shapes do not fit in tun
         --features $D/protein_1000.npz
     tar -czf "${OUT:-/tmp/out}/mlx_kernels.tar.gz" -C /tmp mlx_kernels
     tail -n 10 /tmp/bench.err ;;
+accuracy)  # (carry .devdata/architecture.json .devdata/acc_*.npz) bfloat16 against float32 alone
+    bench accuracy mlx --architecture $D/architecture.json --precision bfloat16 --samples 2 \
+        --features $D/acc_*.npz
+    tail -n 5 /tmp/bench.err ;;
 memory)  # model chunks at 384 and 1,000 tokens: peak and time; then bfloat16 against float32
     A="--architecture $D/architecture.json"
     bench speed mlx $A --repeats 1 --chunk-size 128 --features $D/protein_384.npz
