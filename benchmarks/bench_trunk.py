@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,7 +32,6 @@ from typing import Any
 import foldscreen.model  # noqa: F401  (first: routes MLX's CPU BLAS to OpenBLAS on Linux)
 from foldscreen.model.blas import use_openblas
 
-AMINO = "ACDEFGHIKLMNPQRSTVWY"
 FEATURES: Path | None = None
 
 
@@ -107,8 +106,10 @@ def featurise_protein(n: int) -> dict:
     from foldscreen.contracts import Chain
     from foldscreen.inference.featurise import featurise, query_set
 
-    rng = random.Random(n)  # one generator: a new one per residue made a homopolymer (until 2026-12-03)
-    sequence = "".join(rng.choice(AMINO) for _ in range(n))
+    sys.path.insert(0, str(Path(__file__).parent / "gpu"))
+    from make_features import protein
+
+    sequence = protein(n, n)
     folder = Path(tempfile.mkdtemp())
     (folder / "msa").mkdir()
     (folder / "msa" / "colabfold_main.a3m").write_text(f">query\n{sequence}\n")

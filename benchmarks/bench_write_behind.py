@@ -19,7 +19,6 @@ import argparse
 import json
 import multiprocessing
 import platform
-import random
 import statistics
 import sys
 import tempfile
@@ -28,7 +27,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-AMINO = "ACDEFGHIKLMNPQRSTVWY"
 PYTHON_SWITCH_S = 0.005
 SHORT_SWITCH_S = 0.0005
 
@@ -40,14 +38,9 @@ def write_over_and_over(written: tuple, config: Any, folder: Path, stop: Any, wr
     from foldscreen.inference.outputs import write_outputs
 
     torch.set_num_threads(1)  # one core, as the thread has (the model runs with threads=1)
-    count = 0
     while not stop.is_set():
-        write_outputs(*written, config, folder / str(count % 2))
-        count += 1
-        if isinstance(writes, list):
-            writes[0] = count
-        else:
-            writes.value = count
+        write_outputs(*written, config, folder / str(writes.value % 2))
+        writes.value += 1
 
 
 def main() -> None:
@@ -68,32 +61,26 @@ def main() -> None:
     settings = InferenceSettings(samples=args.samples, diffusion_steps=args.steps, recycles=0, threads=1,
                                  cuda_graphs=False)  # as the screen runs on a GPU (ignored elsewhere)
     backend = MlxBackend(settings, model_config(settings))
-    rng = random.Random(50)
-    sequence = "".join(rng.choice(AMINO) for _ in range(50))
+    sys.path.insert(0, str(Path(__file__).parent / "gpu"))
+    from make_features import protein, single_sequence_msas
+
     folder = Path(tempfile.mkdtemp())
-    (folder / "msa").mkdir()
-    alignment = folder / "msa" / "colabfold_main.a3m"
-    alignment.write_text(f">query\n{sequence}\n")
-    chains = (Chain("protein", ("A",), sequence=sequence),)
-    batch = featurise(query_set("p", chains, {"A": str(alignment)}), "p", 1, folder)
+    chains = (Chain("protein", ("A",), sequence=protein(50, 50)),)
+    batch = featurise(query_set("p", chains, single_sequence_msas(chains, folder)), "p", 1, folder)
     written = backend.forward(batch)  # traced and compiled here: not timed
 
     def timed(where: str, switch_s: float) -> tuple[list[float], int]:
         """`where`: "" (no writer), "thread" or "process" (its own GIL, the same cores)."""
         context = multiprocessing.get_context("spawn")
-        if where == "process":
-            stop, writes = context.Event(), context.Value("i", 0)
-        else:
-            stop, writes = threading.Event(), [0]
+        stop, writes = context.Event(), context.Value("i", 0)  # shared with a thread or a process
         job = (written, backend.config, folder / f"out_{where}", stop, writes)
         writer = {"": None, "thread": threading.Thread, "process": context.Process}[where]
         writer = writer and writer(target=write_over_and_over, args=job)
         before = sys.getswitchinterval()
         sys.setswitchinterval(switch_s)
-        count = (lambda: writes[0]) if where != "process" else (lambda: writes.value)  # noqa: E731
         if writer:
             writer.start()
-            while count() == 0:  # a spawned writer first imports its modules: time it writing
+            while writes.value == 0:  # a spawned writer first imports its modules: time it writing
                 time.sleep(0.05)
         try:
             times = []
@@ -106,7 +93,7 @@ def main() -> None:
             if writer:
                 writer.join()
             sys.setswitchinterval(before)
-        return times, count()
+        return times, writes.value
 
     for label, where, switch_s in (("no writer", "", PYTHON_SWITCH_S),
                                    ("writer thread, Python's interval", "thread", PYTHON_SWITCH_S),
