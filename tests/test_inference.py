@@ -7,12 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from foldscreen.contracts import load_queries
 from foldscreen.inference import InferenceSettings, run_chunk
 from foldscreen.inference.backend import BackendUnavailable
 from foldscreen.inference.load import load_backend
@@ -177,14 +179,17 @@ def cif_coordinates(text: str) -> np.ndarray:
 
 
 def test_featurising_ahead_and_batching_give_the_same_predictions(screen, tmp_path):
-    """Featurised in a worker: the same files. Both seeds in one forward pass (batch_tokens):
-    the same structures and scores to float32 rounding, and each seed its own (128 tokens: two
-    tasks of the smallest bucket, 64)."""
+    """Featurised in a worker, or written in a process: the same files. Both seeds in one
+    forward pass (batch_tokens): the same structures and scores to float32 rounding, and each
+    seed its own (128 tokens: two tasks of the smallest bucket, 64)."""
     tables = screen / "ingest" / "all.parquet", screen / "msa" / "all.parquet"
     structures, scores = {}, {}
-    for run, (workers, batch_tokens) in {"alone": (0, 0), "worker": (1, 0), "batched": (0, 128)}.items():
+    runs = {"alone": (0, 0, False), "worker": (1, 0, False), "writer": (0, 0, True),
+            "batched": (0, 128, False)}
+    for run, (workers, batch_tokens, in_process) in runs.items():
         settings = InferenceSettings(seeds=(1, 2), samples=1, diffusion_steps=3, recycles=0,
-                                     threads=1, featurise_workers=workers, batch_tokens=batch_tokens)
+                                     threads=1, featurise_workers=workers, batch_tokens=batch_tokens,
+                                     write_in_process=in_process)
         predictions = tmp_path / run
         run_chunk(*tables, settings, predictions, tmp_path / f"s_{run}.parquet",
                   tmp_path / f"f_{run}.parquet")
@@ -197,7 +202,7 @@ def test_featurising_ahead_and_batching_give_the_same_predictions(screen, tmp_pa
         scores[run] = samples.sort_values("seed")[["ptm", "avg_plddt", "sample_ranking_score"]].to_numpy()
         batched = {json.loads((f / "task.json").read_text())["batched_with"] for f in folders.values()}
         assert batched == ({2} if batch_tokens else {1})
-    assert structures["alone"] == structures["worker"]
+    assert structures["alone"] == structures["worker"] == structures["writer"]
     assert structures["alone"][1] != structures["alone"][2]
     for seed in (1, 2):
         alone, batched = (cif_coordinates(structures[run][seed]) for run in ("alone", "batched"))
@@ -278,3 +283,58 @@ def test_featurise_workers_follow_the_device_and_the_jobs_threads(device, thread
     backend.device = device
     settings = InferenceSettings(threads=threads, featurise_workers=configured)
     assert featurise_workers(settings, backend) == expected
+
+
+@pytest.mark.parametrize("device, configured, expected", [
+    ("mlx gpu (CUDA, NVIDIA H200)", None, True), ("torch cuda (NVIDIA H200)", None, True),
+    ("mlx cpu (OpenBLAS)", None, False), ("mlx gpu (CUDA, NVIDIA H200)", False, False),
+    ("mlx cpu (OpenBLAS)", True, True),
+])
+def test_files_are_written_in_a_process_where_a_gpu_predicts(device, configured, expected):
+    from foldscreen.inference.run import write_in_process
+
+    class OnDevice:  # only the device's name is read; no GPU here
+        pass
+
+    backend = OnDevice()
+    backend.device = device
+    assert write_in_process(InferenceSettings(write_in_process=configured), backend) == expected
+
+
+class Fatal(str):
+    """A query id that kills the process that unpickles it (as a crash in the writer would)."""
+
+    def __reduce__(self):
+        return os._exit, (1,)
+
+
+def test_a_writing_process_that_dies_fails_its_task_and_the_next_are_written(screen, tmp_path):
+    """The writer process dies on the second task: that task fails, its folder never appears,
+    and the third is written by a new process."""
+    from foldscreen.inference import tasks
+    from foldscreen.inference.model_config import model_config
+    from foldscreen.inference.prefetch import FeaturiseJob, featurise_job
+    from foldscreen.inference.run import Task, predict_tasks
+
+    settings = InferenceSettings(samples=1, diffusion_steps=3, recycles=0, threads=1, batch_tokens=0)
+    backend = load_backend(settings, model_config(settings))
+    msa = pd.read_parquet(screen / "msa" / "all.parquet").set_index("query_id")
+    chains = dict(load_queries(screen / "ingest" / "all.parquet"))["pep"]
+    first = tasks.task_dir(tmp_path, "pep", 1)
+
+    def featurised():
+        for seed, query_id in ((1, "pep"), (2, Fatal("pep")), (3, "pep")):
+            folder = tasks.task_dir(tmp_path, query_id, seed)
+            staging = tasks.staging_dir(folder)
+            job = FeaturiseJob("pep", chains, {"A": msa.at["pep", "path"]}, {}, seed, staging)
+            if seed == 3:  # once the first is written, the process takes the second and dies
+                while not (first / "task.json").exists():
+                    time.sleep(0.1)
+                time.sleep(2)
+            yield Task(query_id, seed, folder, "digest", staging), lambda job=job: featurise_job(job)
+
+    outcomes = {task.seed: outcome for task, outcome in predict_tasks(backend, featurised(), True)}
+    assert outcomes[1]["seed"] == 1 and outcomes[3]["seed"] == 3
+    assert "terminated abruptly" in str(outcomes[2])
+    assert (tmp_path / "pep" / "seed_3" / "task.json").exists()
+    assert sorted(p.name for p in (tmp_path / "pep").iterdir()) == ["seed_1", "seed_3"]  # nothing staged left

@@ -8,10 +8,11 @@
 initialisation, MLX's for the port), then each features file runs `--warmups` times untimed
 (the first of them is reported as `first_s`: compilation included) and `--repeats` times timed.
 `screen`: the MLX model through the inference stage's task loop (`predict_tasks`: tasks of one
-size bucket batched, files written behind the model) on the features of
-`benchmarks/gpu/make_screen.py`; queries per hour, with the featurisation time those queries
-took on the CPU machine beside it; with `--featurise-workers`, the queries are featurised on
-this machine from their sequences, in worker processes, as a chunk job featurises them.
+size bucket batched, files written behind the model, in a process unless `--write-in-thread`)
+on the features of `benchmarks/gpu/make_screen.py`; queries per hour, with the featurisation
+time those queries took on the CPU machine beside it; with `--featurise-workers`, the queries
+are featurised on this machine from their sequences, in worker processes, as a chunk job
+featurises them.
 `featurise`: OpenFold3's featuriser on this machine, one query after another. `accuracy`: the
 MLX model with one set of random weights in float32 and in `--precision`, on the same features
 and seed: coordinate RMSD after superposition, pLDDT, PAE and ranking-score differences. One
@@ -358,7 +359,7 @@ def screen_mlx(args: argparse.Namespace) -> None:
     from foldscreen.inference.mlx_backend import MlxBackend
     from foldscreen.inference.model_config import model_config
     from foldscreen.inference.prefetch import featurised
-    from foldscreen.inference.run import predict_tasks
+    from foldscreen.inference.run import predict_tasks, write_in_process
     from foldscreen.inference.settings import InferenceSettings
 
     passes: list[dict[str, Any]] = []
@@ -378,8 +379,10 @@ def screen_mlx(args: argparse.Namespace) -> None:
             return results
 
     settings = InferenceSettings(weights="random", samples=args.samples, precision=args.precision,
-                                 batch_tokens=args.batch_tokens, model_chunk_size=args.chunk_size)
+                                 batch_tokens=args.batch_tokens, model_chunk_size=args.chunk_size,
+                                 write_in_process=False if args.write_in_thread else None)
     backend = RandomWeights(settings)
+    in_process = write_in_process(settings, backend)
     out = Path(tempfile.mkdtemp())
     started = time.perf_counter()
     # in order of size, as the plan orders a screen's chunks: each size bucket's graph is traced
@@ -395,7 +398,7 @@ def screen_mlx(args: argparse.Namespace) -> None:
             if time.perf_counter() - started > args.budget_s:
                 return
             yield task
-    outcomes = [outcome for _, outcome in predict_tasks(backend, within_budget())]
+    outcomes = [outcome for _, outcome in predict_tasks(backend, within_budget(), in_process)]
     wall = time.perf_counter() - started
     records = [r for r in outcomes if isinstance(r, dict)]
     done = [path for path in args.features if path.stem in {r["query_id"] for r in records}]
@@ -409,7 +412,7 @@ def screen_mlx(args: argparse.Namespace) -> None:
                 "passes": len(passes), "shapes": len({(p["tasks"], p["tokens"], p["atoms"]) for p in passes}),
                 "featurise_s_on_cpu_machine": round(sum(featurise_seconds(done[0].parent)[path.stem]
                                                         for path in done), 1) if done else None,
-                "featurise_workers": args.featurise_workers,
+                "featurise_workers": args.featurise_workers, "write_in_process": in_process,
                 "batch_tokens": args.batch_tokens, "device": backend.device, "peak_gib": peak_gib("mlx")})
 
 
@@ -454,6 +457,8 @@ def main() -> None:
     parser.add_argument("--queue-depth", type=int, nargs="+", default=None,
                         help="MLX: evaluations queued ahead of the GPU (model.primitives.QUEUE_DEPTH); "
                              "speed: a row for each")
+    parser.add_argument("--write-in-thread", action="store_true",
+                        help="MLX screen: write files in a thread (inference.write_in_process: false)")
     parser.add_argument("--featurise-workers", type=int, default=None,
                         help="MLX screen: featurise here in this many worker processes")
     parser.add_argument("--memory-limit-gib", type=float, nargs="+", default=None,

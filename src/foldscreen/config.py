@@ -28,7 +28,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
 # (Snakemake reruns a job whose params changed) and out of the config digest, so moving a screen
 # from a CPU node to a GPU node reruns nothing.
 RUNTIME_SETTINGS = {"inference": ("threads", "device", "model_chunk_size", "featurise_workers",
-                                  "batch_tokens", "gpus", "kernel_cache", "cuda_graphs",
+                                  "write_in_process", "batch_tokens", "gpus", "kernel_cache", "cuda_graphs",
                                   "memory_limit_gib")}
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import shutil
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -85,7 +87,8 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
     is recorded in the failures table and the chunk goes on. The tasks to run are featurised
     ahead, in worker processes where the model runs on a GPU (`inference.featurise_workers`);
     small tasks of one size bucket share forward passes where the backend batches
-    (`inference.batch_tokens`); files are written in a thread while the model runs on.
+    (`inference.batch_tokens`); files are written behind the model, in a process of their own
+    where it runs on a GPU (`inference.write_in_process`), else in a thread.
     """
     digest = settings.digest()
     msas = _MsaTable(pd.read_parquet(msa_table))
@@ -112,8 +115,8 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
     failures: list[dict[str, Any]] = []
     if pending:
         model = backend.get()  # weights that cannot load fail the job, not each task
-        workers = featurise_workers(settings, model)
-        for task, outcome in predict_tasks(model, featurised(pending, workers)):
+        ahead = featurised(pending, featurise_workers(settings, model))
+        for task, outcome in predict_tasks(model, ahead, write_in_process(settings, model)):
             if isinstance(outcome, Exception):
                 del rows[task.query_id, task.seed]
                 failures.append({"query_id": task.query_id, "source": "", "stage": "inference",
@@ -133,8 +136,21 @@ def featurise_workers(settings: InferenceSettings, backend: Backend) -> int:
     (about 3 s on an H200)."""
     if settings.featurise_workers is not None:
         return settings.featurise_workers
-    device = backend.device
-    return max(1, settings.threads - 1) if ("gpu" in device or "cuda" in device) else 0
+    return max(1, settings.threads - 1) if on_gpu(backend) else 0
+
+
+def write_in_process(settings: InferenceSettings, backend: Backend) -> bool:
+    """Whether files are written in a process of their own: as configured, else where the model
+    runs on a GPU. OpenFold3's writer is Python (scores, mmCIF, JSON) and in a thread holds the
+    interpreter lock that the thread driving the GPU needs between kernels
+    (benchmarks/bench_write_behind.py); a process costs one import of OpenFold3 per job."""
+    if settings.write_in_process is not None:
+        return settings.write_in_process
+    return on_gpu(backend)
+
+
+def on_gpu(backend: Backend) -> bool:
+    return "gpu" in backend.device or "cuda" in backend.device
 
 
 WRITES_AHEAD = 2
@@ -142,18 +158,19 @@ WRITES_AHEAD = 2
 pass (besides those of the pass just run)."""
 
 
-def predict_tasks(backend: Backend, featurised_tasks: Iterable[tuple[Task, Callable[[], dict[str, Any]]]]
-                  ) -> Iterator[tuple[Task, dict[str, Any] | Exception]]:
+def predict_tasks(backend: Backend, featurised_tasks: Iterable[tuple[Task, Callable[[], dict[str, Any]]]],
+                  in_process: bool = False) -> Iterator[tuple[Task, dict[str, Any] | Exception]]:
     """(task, its record or the error that failed it) for every (task, get its features).
 
     Featurised tasks wait in groups of one padded size (the backend's `batch_size`); a group
     runs as one forward pass when the next task would not fit it, and every group left runs at
-    the end.
+    the end. Files are written behind the model, in a thread or (`in_process`) a process.
     """
     started, model_seconds, passes, count = time.perf_counter(), 0.0, 0, 0
     groups: dict[Any, list[Ready]] = {}
     writes: deque[tuple[Task, Future]] = deque()
-    with ThreadPoolExecutor(1) as writer:
+    writing = Writing(backend.config, backend.settings, backend.name, backend.device)
+    with Writer(in_process, backend.settings.threads) as writer:
 
         def run(group: list[Ready]) -> Iterator[tuple[Task, dict[str, Any] | Exception]]:
             nonlocal model_seconds, passes
@@ -166,7 +183,7 @@ def predict_tasks(backend: Backend, featurised_tasks: Iterable[tuple[Task, Calla
                     yield done.task, result
                     continue
                 done.timings["model_s"] = seconds / len(group)
-                writes.append((done.task, writer.submit(write_task, backend, done, *result, len(group))))
+                writes.append((done.task, writer.submit(writing, done, *result, len(group))))
             model_seconds += seconds
             passes += 1
             while len(writes) > len(group) + WRITES_AHEAD:  # this pass's files go on behind the next
@@ -231,18 +248,67 @@ def forward_group(backend: Backend, group: list[Ready]
 
 def _written(task: Task, future: Future) -> tuple[Task, dict[str, Any] | Exception]:
     try:
-        return task, future.result()
+        record = future.result()
     except Exception as err:  # one bad task never stops the chunk
         log.error("%s seed %s failed:\n%s", task.query_id, task.seed, traceback.format_exc())
         _discard(task)
         return task, err
+    log.info("%s seed %s: %d samples in %.1f s", task.query_id, task.seed, len(record["samples"]),
+             record["task_seconds"])
+    return task, record
 
 
 def _discard(task: Task) -> None:
     shutil.rmtree(task.staging, ignore_errors=True)
 
 
-def write_task(backend: Backend, ready: Ready, batch: dict[str, Any], outputs: dict[str, Any],
+@dataclass(frozen=True)
+class Writing:
+    """What writing a task's files takes from the backend (it travels to a writing process)."""
+
+    config: Any
+    settings: InferenceSettings
+    backend: str
+    device: str
+
+
+class Writer:
+    """Writes tasks' files behind the model: in a thread, or in a spawned process (its own
+    interpreter lock) that is started again if it dies, failing only the tasks it was writing."""
+
+    def __init__(self, in_process: bool, threads: int) -> None:
+        self.in_process, self.threads = in_process, threads
+        self.pool = self._start()
+
+    def _start(self) -> Executor:
+        if not self.in_process:
+            return ThreadPoolExecutor(1)
+        return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_start_writing, initargs=(self.threads,))
+
+    def submit(self, *args: Any) -> Future:
+        try:
+            return self.pool.submit(write_task, *args)
+        except BrokenProcessPool:  # the process died: those it was writing have failed
+            self.pool.shutdown(wait=False)
+            self.pool = self._start()
+            return self.pool.submit(write_task, *args)
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def _start_writing(threads: int) -> None:
+    import torch
+
+    silence_known_warnings()
+    torch.set_num_threads(threads)
+
+
+def write_task(writing: Writing, ready: Ready, batch: dict[str, Any], outputs: dict[str, Any],
                batched: int) -> dict[str, Any]:
     """Write one task's files in its staging folder, which then becomes the task's folder.
 
@@ -251,14 +317,15 @@ def write_task(backend: Backend, ready: Ready, batch: dict[str, Any], outputs: d
     task, timings = ready.task, ready.timings
     try:
         started = time.perf_counter()
-        write_outputs(batch, outputs, backend.config, task.staging)
+        write_outputs(batch, outputs, writing.config, task.staging)
         timings["write_s"] = time.perf_counter() - started
         written = task.staging / task.query_id / f"seed_{task.seed}"
         write_layout(written / TOKENS_FILE, token_layout(batch))
+        settings = writing.settings
         record = {
             "query_id": task.query_id, "seed": task.seed, "task_digest": task.digest,
-            "settings": asdict(backend.settings), "demo_weights": backend.settings.demo,
-            "backend": backend.name, "device": backend.device, "foldscreen": __version__,
+            "settings": asdict(settings), "demo_weights": settings.demo,
+            "backend": writing.backend, "device": writing.device, "foldscreen": __version__,
             "n_tokens": int(batch["token_mask"].shape[-1]),
             "n_atoms": int(outputs["atom_positions_predicted"].shape[-2]),
             "timings": timings, "task_seconds": sum(timings.values()), "batched_with": batched,
@@ -268,8 +335,6 @@ def write_task(backend: Backend, ready: Ready, batch: dict[str, Any], outputs: d
         tasks.commit(written, task.folder)
     finally:
         _discard(task)
-    log.info("%s seed %s: %d samples in %.1f s", task.query_id, task.seed, len(record["samples"]),
-             record["task_seconds"])
     return record
 
 

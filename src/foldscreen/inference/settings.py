@@ -22,6 +22,7 @@ class InferenceSettings:
     model_chunk_size: int | None = None
     precision: str = "float32"
     featurise_workers: int | None = None
+    write_in_process: bool | None = None
     batch_tokens: int | None = None
     kernel_cache: str | None = None
     cuda_graphs: bool = True
@@ -42,7 +43,7 @@ class InferenceSettings:
         """What a task's files depend on (not seeds, threads, device or chunking); kept with each task."""
         fields = asdict(self)
         for name in ("seeds", "threads", "device", "model_chunk_size", "featurise_workers",
-                     "batch_tokens", "kernel_cache", "cuda_graphs", "memory_limit_gib"):
+                     "write_in_process", "batch_tokens", "kernel_cache", "cuda_graphs", "memory_limit_gib"):
             fields.pop(name)
         if not self.demo:
             stat = Path(self.weights).stat()
