@@ -38,7 +38,10 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 export MLX_PTX_CACHE_DIR=/tmp/mlx_kernels  # kept while the machine is warm
 # every 10 s, what a call killed at its limit must still bring back: the rows and the pass log
 (while sleep 10; do mkdir -p "${OUT:-/tmp/out}"; cp benchmarks/results/gpu.jsonl "${OUT:-/tmp/out}/gpu_$1.jsonl" 2>/dev/null
-    grep -s '^{"tasks"' /tmp/bench.err > "${OUT:-/tmp/out}/screen_passes.jsonl"; done) &
+    grep -s '^{"tasks"' /tmp/bench.err > "${OUT:-/tmp/out}/screen_passes.jsonl"; done) >/dev/null 2>&1 &
+# stopped on exit, and writing nowhere: on this script's stdout it held a pipe from the script
+# (`run_lease.sh stage | tail`) open until the call's limit (L15: 300 s lost)
+trap "kill $! 2>/dev/null" EXIT
 bench() { python3 benchmarks/gpu/bench_gpu.py "$@" --lease "$lease" 2>>/tmp/bench.err; }
 wheels() { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $site "$@"; }
 install_mlx() {  # the mlx-cuda-13 wheel rejoined from part_aa (staged) and part_ab (carried)
@@ -54,8 +57,9 @@ for folder in .whl .whlbt .whlboto .whlwriter; do  # what this call carried
     [ -d $folder ] && { wheels $folder/*.whl || exit 1; }
 done
 [ -f .wmlx/part_ab ] && { install_mlx || exit 1; }
-SCREEN_TUNED=${SCREEN_TUNED:-}
+asked=${SCREEN_TUNED:-}  # the caller's SCREEN_TUNED wins over tune's choice
 [ -f /tmp/best_env ] && . /tmp/best_env
+SCREEN_TUNED=${asked:-${SCREEN_TUNED:-}}
 case $step in
 stage)
     mkdir -p /tmp/w && cp .wmlx/* /tmp/w/ && ls -la /tmp/w && nvidia-smi --query-gpu=name,memory.total --format=csv

@@ -10,6 +10,12 @@ from ..io import read_json
 AGGREGATED_SUFFIX = "_confidences_aggregated.json"
 
 
+def load_writer() -> None:
+    """Import OpenFold3's scoring and writing modules (what `write_outputs` first pays)."""
+    import openfold3.core.metrics.aggregate_confidence_ranking  # noqa: F401
+    import openfold3.core.runners.writer  # noqa: F401
+
+
 def write_outputs(batch: dict[str, Any], outputs: dict[str, Any], config: Any, root: Path) -> None:
     """Score every sample and write `<root>/<query>/seed_<s>/<query>_seed_<s>_sample_<k>_*`."""
     import torch

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import shutil
 import time
 import traceback
@@ -28,7 +29,7 @@ from .featurise import silence_known_warnings
 from .layout import token_layout
 from .load import load_backend
 from .model_config import model_config
-from .outputs import sample_summaries, write_outputs
+from .outputs import load_writer, sample_summaries, write_outputs
 from .prefetch import FeaturiseJob, featurised
 from .seeding import seed_everything
 from .settings import InferenceSettings
@@ -283,8 +284,10 @@ class Writer:
     def _start(self) -> Executor:
         if not self.in_process:
             return ThreadPoolExecutor(1)
-        return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_start_writing, initargs=(self.threads,))
+        pool.submit(os.getpid)  # starts the process now: it imports OpenFold3 during the first pass
+        return pool
 
     def submit(self, *args: Any) -> Future:
         try:
@@ -302,10 +305,13 @@ class Writer:
 
 
 def _start_writing(threads: int) -> None:
+    """A writing process's start: OpenFold3's writer imported (10-16 s on an H200 machine, which
+    its first task would otherwise wait for, and the model with it: L15)."""
     import torch
 
-    silence_known_warnings()
     torch.set_num_threads(threads)
+    load_writer()
+    silence_known_warnings()  # OpenFold3's imports reset the warning filters
 
 
 def write_task(writing: Writing, ready: Ready, batch: dict[str, Any], outputs: dict[str, Any],
