@@ -102,7 +102,8 @@ def test_runtime_settings_rerun_nothing_while_samples_rerun_inference(finished_s
     shutil.copytree(finished_screen, folder, symlinks=True)  # keeps times and Snakemake's records
     config = yaml.safe_load((folder / "config.yaml").read_text())
     config["inference"].update(threads=2, device="cuda", model_chunk_size=64, featurise_workers=1,
-                               kernel_cache="elsewhere", cuda_graphs=False, memory_limit_gib=4)
+                               write_in_process=True, kernel_cache="elsewhere", cuda_graphs=False,
+                               memory_limit_gib=4)
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     dry = run_snakemake(folder, "-n")
     assert "Nothing to be done" in dry.stdout, dry.stdout
