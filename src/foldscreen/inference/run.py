@@ -275,7 +275,8 @@ class Writing:
 
 class Writer:
     """Writes tasks' files behind the model: in a thread, or in a spawned process (its own
-    interpreter lock) that is started again if it dies, failing only the tasks it was writing."""
+    interpreter lock). A process that dies fails the tasks it held (their folders never
+    appear, so a rerun redoes them) and a new one writes the next."""
 
     def __init__(self, in_process: bool, threads: int) -> None:
         self.in_process, self.threads = in_process, threads
