@@ -378,9 +378,12 @@ def screen_mlx(args: argparse.Namespace) -> None:
             print(json.dumps(passes[-1]), file=sys.stderr, flush=True)
             return results
 
+    # threads: as a GPU job given the machine's cores (the writing process's torch threads; L15's
+    # screens gave it 2, and OpenFold3's scoring at 384 tokens takes 4 s on 2 cores, 6.4 s on 1)
     settings = InferenceSettings(weights="random", samples=args.samples, precision=args.precision,
                                  batch_tokens=args.batch_tokens, model_chunk_size=args.chunk_size,
-                                 write_in_process=False if args.write_in_thread else None)
+                                 write_in_process=False if args.write_in_thread else None,
+                                 threads=os.cpu_count() or 1)
     backend = RandomWeights(settings)
     in_process = write_in_process(settings, backend)
     out = Path(tempfile.mkdtemp())
