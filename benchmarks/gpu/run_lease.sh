@@ -25,7 +25,8 @@
 #            own limit; the 384-token peak part by part at full size (bench_memory.py --full)
 # Other steps, after stage, install and deps: mlx and final (speed rows as they stand), memory
 # (model chunks; bfloat16 against float32 on ten featurised queries), accuracy (the latter only),
-# write (bench_write_behind.py: the writer in a thread or a process beside the model).
+# write (bench_write_behind.py: the writer in a thread or a process beside the model;
+# bench_writer.py: its scores and files apart, by torch threads).
 # Each later step needs the earlier ones' installs (/tmp/site stays while the machine is warm).
 # Every row goes to benchmarks/results/gpu.jsonl and is copied to $OUT.
 set -uo pipefail
@@ -168,7 +169,9 @@ big)  # a call of its own: the kernel builds of its new shapes do not fit in tun
     tail -n 10 /tmp/bench.err ;;
 write)  # (after tune's installs) what files written in a thread beside the model cost its pass
     python3 benchmarks/bench_write_behind.py 2>>/tmp/bench.err
-    cp benchmarks/results/write_behind.jsonl "${OUT:-/tmp/out}/" ;;
+    # the writer's scores (torch, by threads) and files (Python) apart, on this machine's cores
+    python3 benchmarks/bench_writer.py --threads 2 8 16 2>>/tmp/bench.err
+    cp benchmarks/results/write_behind.jsonl benchmarks/results/writer.jsonl "${OUT:-/tmp/out}/" ;;
 accuracy)  # (carry .devdata/architecture.json .devdata/acc_*.npz) bfloat16 against float32 alone
     bench accuracy mlx --architecture $D/architecture.json --precision bfloat16 --samples 2 \
         --features $D/acc_*.npz
