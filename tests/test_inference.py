@@ -338,3 +338,13 @@ def test_a_writing_process_that_dies_fails_its_task_and_the_next_are_written(scr
     assert "terminated abruptly" in str(outcomes[2])
     assert (tmp_path / "pep" / "seed_3" / "task.json").exists()
     assert sorted(p.name for p in (tmp_path / "pep").iterdir()) == ["seed_1", "seed_3"]  # nothing staged left
+
+
+def test_a_writing_process_that_cannot_start_fails_the_job():
+    """No task is failed for it: the job is (as weights that cannot load fail it)."""
+    from foldscreen.inference.run import Writer, WriterUnavailable
+
+    with Writer(True, threads=0) as writer:  # torch.set_num_threads(0) raises as the process starts
+        future = writer.submit(None, None, None, None, 1)
+        with pytest.raises(WriterUnavailable, match="died as it started"):
+            writer.result(future)

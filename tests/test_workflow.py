@@ -122,10 +122,15 @@ def test_runtime_settings_rerun_nothing_while_samples_rerun_inference(finished_s
 
 
 def test_added_queries_run_only_new_ones(finished_screen, tmp_path):
+    """Only the new query's chunk runs; it runs as on a GPU node, featurised and written in
+    spawned processes (which start by running the job's script again, without `snakemake`)."""
     folder = tmp_path / "grown"
     shutil.copytree(finished_screen, folder, symlinks=True)  # keeps times; shares the MSA cache
     done = {p: p.stat().st_mtime_ns for p in (folder / "results/test/predictions").rglob("task.json")}
     assert len(done) == 3
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["inference"].update(featurise_workers=1, write_in_process=True)  # runtime: reruns nothing
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
 
     with (folder / "queries.csv").open("a") as sheet:
         sheet.write("added,MADEKPEPTIDEHERE,protein,1,\n")

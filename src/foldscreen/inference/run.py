@@ -188,7 +188,7 @@ def predict_tasks(backend: Backend, featurised_tasks: Iterable[tuple[Task, Calla
             model_seconds += seconds
             passes += 1
             while len(writes) > len(group) + WRITES_AHEAD:  # this pass's files go on behind the next
-                yield _written(*writes.popleft())
+                yield _written(writer, *writes.popleft())
 
         for task, get_batch in featurised_tasks:
             count += 1
@@ -210,7 +210,7 @@ def predict_tasks(backend: Backend, featurised_tasks: Iterable[tuple[Task, Calla
         for group in list(groups.values()):
             yield from run(group)
         while writes:
-            yield _written(*writes.popleft())
+            yield _written(writer, *writes.popleft())
     wall = time.perf_counter() - started
     log.info("%d tasks in %d forward passes, %.1f s; the model ran %.0f%% of it (features made "
              "ahead, files written behind it)", count, passes, wall,
@@ -247,9 +247,11 @@ def forward_group(backend: Backend, group: list[Ready]
         return [(ready, err)]
 
 
-def _written(task: Task, future: Future) -> tuple[Task, dict[str, Any] | Exception]:
+def _written(writer: Writer, task: Task, future: Future) -> tuple[Task, dict[str, Any] | Exception]:
     try:
-        record = future.result()
+        record = writer.result(future)
+    except WriterUnavailable:
+        raise
     except Exception as err:  # one bad task never stops the chunk
         log.error("%s seed %s failed:\n%s", task.query_id, task.seed, traceback.format_exc())
         _discard(task)
@@ -273,10 +275,15 @@ class Writing:
     device: str
 
 
+class WriterUnavailable(RuntimeError):
+    """The writing process cannot start: the job fails, not each of its tasks."""
+
+
 class Writer:
     """Writes tasks' files behind the model: in a thread, or in a spawned process (its own
     interpreter lock). A process that dies fails the tasks it held (their folders never
-    appear, so a rerun redoes them) and a new one writes the next."""
+    appear, so a rerun redoes them) and a new one writes the next; one that dies as it starts
+    fails the job."""
 
     def __init__(self, in_process: bool, threads: int) -> None:
         self.in_process, self.threads = in_process, threads
@@ -287,8 +294,21 @@ class Writer:
             return ThreadPoolExecutor(1)
         pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_start_writing, initargs=(self.threads,))
-        pool.submit(os.getpid)  # starts the process now: it imports OpenFold3 during the first pass
+        # starts the process now, so that it imports OpenFold3 during the first pass
+        self.started = pool.submit(os.getpid)
         return pool
+
+    def result(self, future: Future) -> dict[str, Any]:
+        """A write's record; raises its error, or WriterUnavailable if no process could start."""
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            if self.started.exception() is not None:
+                raise WriterUnavailable(
+                    "the process that writes the tasks' files died as it started (its error is "
+                    "in the log above); inference.write_in_process: false writes them in a "
+                    "thread instead") from None
+            raise
 
     def submit(self, *args: Any) -> Future:
         try:
