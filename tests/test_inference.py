@@ -316,7 +316,8 @@ def test_a_writing_process_that_dies_fails_its_task_and_the_next_are_written(scr
     from foldscreen.inference.prefetch import FeaturiseJob, featurise_job
     from foldscreen.inference.run import Task, predict_tasks
 
-    settings = InferenceSettings(samples=1, diffusion_steps=3, recycles=0, threads=1, batch_tokens=0)
+    settings = InferenceSettings(samples=1, diffusion_steps=3, recycles=0, threads=1, batch_tokens=0,
+                                 write_in_process=True)
     backend = load_backend(settings, model_config(settings))
     msa = pd.read_parquet(screen / "msa" / "all.parquet").set_index("query_id")
     chains = dict(load_queries(screen / "ingest" / "all.parquet"))["pep"]
@@ -333,7 +334,7 @@ def test_a_writing_process_that_dies_fails_its_task_and_the_next_are_written(scr
                 time.sleep(2)
             yield Task(query_id, seed, folder, "digest", staging), lambda job=job: featurise_job(job)
 
-    outcomes = {task.seed: outcome for task, outcome in predict_tasks(backend, featurised(), True)}
+    outcomes = {task.seed: outcome for task, outcome in predict_tasks(backend, featurised())}
     assert outcomes[1]["seed"] == 1 and outcomes[3]["seed"] == 3
     assert "terminated abruptly" in str(outcomes[2])
     assert (tmp_path / "pep" / "seed_3" / "task.json").exists()

@@ -385,7 +385,6 @@ def screen_mlx(args: argparse.Namespace) -> None:
                                  write_in_process=False if args.write_in_thread else None,
                                  threads=os.cpu_count() or 1)
     backend = RandomWeights(settings)
-    in_process = write_in_process(settings, backend)
     out = Path(tempfile.mkdtemp())
     started = time.perf_counter()
     # in order of size, as the plan orders a screen's chunks: each size bucket's graph is traced
@@ -401,7 +400,7 @@ def screen_mlx(args: argparse.Namespace) -> None:
             if time.perf_counter() - started > args.budget_s:
                 return
             yield task
-    outcomes = [outcome for _, outcome in predict_tasks(backend, within_budget(), in_process)]
+    outcomes = [outcome for _, outcome in predict_tasks(backend, within_budget())]
     wall = time.perf_counter() - started
     records = [r for r in outcomes if isinstance(r, dict)]
     done = [path for path in args.features if path.stem in {r["query_id"] for r in records}]
@@ -415,7 +414,8 @@ def screen_mlx(args: argparse.Namespace) -> None:
                 "passes": len(passes), "shapes": len({(p["tasks"], p["tokens"], p["atoms"]) for p in passes}),
                 "featurise_s_on_cpu_machine": round(sum(featurise_seconds(done[0].parent)[path.stem]
                                                         for path in done), 1) if done else None,
-                "featurise_workers": args.featurise_workers, "write_in_process": in_process,
+                "featurise_workers": args.featurise_workers,
+                "write_in_process": write_in_process(settings, backend),
                 "batch_tokens": args.batch_tokens, "device": backend.device, "peak_gib": peak_gib("mlx")})
 
 

@@ -117,7 +117,7 @@ def run_chunk(queries_table: Path, msa_table: Path, settings: InferenceSettings,
     if pending:
         model = backend.get()  # weights that cannot load fail the job, not each task
         ahead = featurised(pending, featurise_workers(settings, model))
-        for task, outcome in predict_tasks(model, ahead, write_in_process(settings, model)):
+        for task, outcome in predict_tasks(model, ahead):
             if isinstance(outcome, Exception):
                 del rows[task.query_id, task.seed]
                 failures.append({"query_id": task.query_id, "source": "", "stage": "inference",
@@ -159,19 +159,19 @@ WRITES_AHEAD = 2
 pass (besides those of the pass just run)."""
 
 
-def predict_tasks(backend: Backend, featurised_tasks: Iterable[tuple[Task, Callable[[], dict[str, Any]]]],
-                  in_process: bool = False) -> Iterator[tuple[Task, dict[str, Any] | Exception]]:
+def predict_tasks(backend: Backend, featurised_tasks: Iterable[tuple[Task, Callable[[], dict[str, Any]]]]
+                  ) -> Iterator[tuple[Task, dict[str, Any] | Exception]]:
     """(task, its record or the error that failed it) for every (task, get its features).
 
     Featurised tasks wait in groups of one padded size (the backend's `batch_size`); a group
     runs as one forward pass when the next task would not fit it, and every group left runs at
-    the end. Files are written behind the model, in a thread or (`in_process`) a process.
+    the end. Files are written behind the model, in a thread or a process (`write_in_process`).
     """
     started, model_seconds, passes, count = time.perf_counter(), 0.0, 0, 0
     groups: dict[Any, list[Ready]] = {}
     writes: deque[tuple[Task, Future]] = deque()
     writing = Writing(backend.config, backend.settings, backend.name, backend.device)
-    with Writer(in_process, backend.settings.threads) as writer:
+    with Writer(write_in_process(backend.settings, backend), backend.settings.threads) as writer:
 
         def run(group: list[Ready]) -> Iterator[tuple[Task, dict[str, Any] | Exception]]:
             nonlocal model_seconds, passes
